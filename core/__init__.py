@@ -1,0 +1,1 @@
+"""Shared core: configuration, durable file primitives, the window grid, browser discovery."""

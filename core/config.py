@@ -1,0 +1,459 @@
+"""Configuration: `.env` (python-dotenv), then the environment, converted and validated.
+
+Every process calls `load_config()` (or `config_or_exit()` from its `main`) once and gets a
+frozen `Config`. An invalid value raises `ConfigError` naming the variable, the problem and
+an example of a good value; `config_or_exit` turns that into one line on stderr and exit 2.
+Secrets (`METAMASK_PASSWORD`, webhook URLs) are never part of an error message or a repr.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from dotenv import dotenv_values
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+EXIT_CONFIG = 2
+MODES = ("demo", "paper", "live")
+STRATEGIES = ("seed", "edge")
+SIZINGS = ("fixed", "kelly")
+KNOWN_FEEDS = ("sim", "binance", "coinbase", "replay")
+LIVE_CONFIRM_PHRASE = "I_UNDERSTAND"
+POLYMARKET_URL = "https://polymarket.com/crypto/15M"
+SECRET_VARS = ("METAMASK_PASSWORD", "CLOBBOT_DISCORD_WEBHOOK_URL")
+RESERVED_PROFILE_NAMES = ("sites", "wallets")
+
+
+class ConfigError(Exception):
+    """An invalid configuration value. The message is safe to print (no secret values)."""
+
+    def __init__(self, var: str, problem: str, example: str):
+        self.var, self.problem, self.example = var, problem, example
+        super().__init__(f"config error: {var} {problem} (example of a good value: {var}={example})")
+
+
+class Secret(str):
+    """A string whose repr and str-in-containers never show its value."""
+
+    def __repr__(self) -> str:  # noqa: D105
+        return "Secret('***')" if self else "Secret('')"
+
+
+@dataclass(frozen=True)
+class Config:
+    mode: str
+    position_size: float
+    confidence: float
+    chrome_profile: str
+    metamask_password: Secret = field(repr=False)
+    market_url: str
+    assets: tuple[str, ...]
+    window_seconds: int
+    signal_interval: float
+    state_dir: Path
+    log_dir: Path
+    profile_dir: Path
+    browser_path: str | None
+    headless: bool
+    live_confirmed: bool
+    # signal engine
+    feeds: tuple[str, ...]
+    binance_url: str
+    coinbase_url: str
+    feed_timeout: float
+    replay_file: Path | None
+    replay_speed: float
+    sim_seed: int
+    stale_after: float
+    # executor
+    strategy: str
+    min_edge: float
+    entry_start: float
+    entry_end: float
+    signal_max_age: float
+    min_price: float
+    max_price: float
+    site_profile: str
+    wallet_profile: str
+    amount_tolerance: float
+    fee_rate: float
+    fee_exponent: float
+    step_timeout: float
+    # risk
+    sizing: str
+    kelly_fraction: float
+    max_position_size: float
+    max_daily_loss: float
+    max_consecutive_losses: int
+    max_trades_per_day: int
+    max_open_exposure: float
+    cooldown_seconds: float
+    resume_next_day: bool
+    # notifications
+    discord_webhook_url: Secret = field(repr=False)
+    discord_mention: str
+    summary_interval: float
+    # replica (demo venue)
+    replica_port: int
+    replica_wallet_port: int
+
+    # ---- derived paths -------------------------------------------------------------
+    @property
+    def signal_path(self) -> Path:
+        return self.state_dir / "signal.json"
+
+    def signal_path_for(self, asset: str) -> Path:
+        """The first asset writes signal.json; each further one signal-<asset>.json."""
+        asset = asset.upper()
+        if not self.assets or asset == self.assets[0]:
+            return self.signal_path
+        return self.state_dir / f"signal-{asset.lower()}.json"
+
+    @property
+    def executor_state_path(self) -> Path:
+        return self.state_dir / "executor.json"
+
+    def heartbeat_path(self, name: str) -> Path:
+        return self.state_dir / "heartbeat" / name
+
+    @property
+    def trades_path(self) -> Path:
+        return self.log_dir / "trades.jsonl"
+
+    @property
+    def decisions_path(self) -> Path:
+        return self.log_dir / "decisions.jsonl"
+
+    @property
+    def signals_log_path(self) -> Path:
+        return self.log_dir / "signals.jsonl"
+
+    @property
+    def screenshot_dir(self) -> Path:
+        return self.log_dir / "screenshots"
+
+    @property
+    def browser_profile_path(self) -> Path:
+        return self.profile_dir / self.chrome_profile
+
+    @property
+    def site_profile_path(self) -> Path:
+        return REPO_ROOT / "profiles" / "sites" / f"{self.site_profile}.json"
+
+    @property
+    def wallet_profile_path(self) -> Path:
+        return REPO_ROOT / "profiles" / "wallets" / f"{self.wallet_profile}.json"
+
+    def public_dict(self) -> dict:
+        """Every setting with secrets masked: safe for logs and `status`."""
+        out = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, Secret):
+                value = "***" if value else ""
+            elif isinstance(value, Path):
+                value = str(value)
+            elif isinstance(value, tuple):
+                value = list(value)
+            out[f.name] = value
+        return out
+
+
+# ---- converters: each raises ValueError(problem, example) ---------------------------
+
+
+class _Bad(ValueError):
+    def __init__(self, problem: str, example: str):
+        super().__init__(problem)
+        self.problem, self.example = problem, example
+
+
+def _float(lo: float | None = None, hi: float | None = None, lo_open: bool = False,
+           example: str = "1.0") -> Callable[[str], float]:
+    def conv(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise _Bad(f"is not a number ({text!r})", example) from None
+        if not math.isfinite(value):
+            raise _Bad(f"must be a finite number ({text!r})", example)
+        if lo is not None and (value <= lo if lo_open else value < lo):
+            raise _Bad(f"must be {'>' if lo_open else '>='} {lo:g} (got {text})", example)
+        if hi is not None and value > hi:
+            raise _Bad(f"must be <= {hi:g} (got {text})", example)
+        return value
+    return conv
+
+
+def _int(lo: int | None = None, hi: int | None = None, example: str = "1") -> Callable[[str], int]:
+    def conv(text: str) -> int:
+        try:
+            value = int(text.strip())
+        except ValueError:
+            raise _Bad(f"is not a whole number ({text!r})", example) from None
+        if lo is not None and value < lo:
+            raise _Bad(f"must be >= {lo} (got {text})", example)
+        if hi is not None and value > hi:
+            raise _Bad(f"must be <= {hi} (got {text})", example)
+        return value
+    return conv
+
+
+def _bool(example: str = "1") -> Callable[[str], bool]:
+    def conv(text: str) -> bool:
+        t = text.strip().lower()
+        if t in ("1", "true", "yes", "on"):
+            return True
+        if t in ("0", "false", "no", "off", ""):
+            return False
+        raise _Bad(f"is not a boolean ({text!r}; use 1 or 0)", example)
+    return conv
+
+
+def _choice(options: tuple[str, ...]) -> Callable[[str], str]:
+    def conv(text: str) -> str:
+        t = text.strip().lower()
+        if t not in options:
+            raise _Bad(f"must be one of {', '.join(options)} (got {text!r})", options[0])
+        return t
+    return conv
+
+
+def _url(example: str) -> Callable[[str], str]:
+    def conv(text: str) -> str:
+        t = text.strip()
+        if not (t.startswith("http://") or t.startswith("https://")) or len(t) < 10:
+            raise _Bad(f"must be an http(s) URL (got {text!r})", example)
+        return t.rstrip("/") if t.count("/") <= 2 else t
+    return conv
+
+
+def _secret_url(text: str) -> Secret:
+    t = text.strip()
+    if t and not t.startswith("https://") and not t.startswith("http://"):
+        # Never echo the value: it is a secret.
+        raise _Bad("must be an http(s) URL (value not shown: it is a secret)",
+                    "https://discord.com/api/webhooks/<id>/<token>")
+    return Secret(t)
+
+
+def _assets(text: str) -> tuple[str, ...]:
+    items = tuple(a.strip().upper() for a in text.split(",") if a.strip())
+    if not items:
+        raise _Bad("must list at least one asset", "BTC,ETH")
+    for a in items:
+        if not a.isalnum() or len(a) > 6:
+            raise _Bad(f"has an invalid asset name {a!r}", "BTC,ETH")
+    if len(set(items)) != len(items):
+        raise _Bad(f"lists an asset twice ({text!r})", "BTC,ETH")
+    return items
+
+
+def _feeds(text: str) -> tuple[str, ...]:
+    items = tuple(a.strip().lower() for a in text.split(",") if a.strip())
+    if not items:
+        raise _Bad("must list at least one feed", "binance,coinbase")
+    for a in items:
+        if a not in KNOWN_FEEDS:
+            raise _Bad(f"names an unknown feed {a!r} (known: {', '.join(KNOWN_FEEDS)})",
+                       "binance,coinbase")
+    return items
+
+
+def _profile_name(text: str) -> str:
+    t = text.strip()
+    if not t or "/" in t or "\\" in t or t.startswith(".") or t in RESERVED_PROFILE_NAMES:
+        raise _Bad(f"must be a plain folder name, not {text!r}"
+                   f" (and not {' or '.join(RESERVED_PROFILE_NAMES)})", "demo")
+    return t
+
+
+def _path(text: str) -> Path:
+    t = text.strip()
+    if not t:
+        raise _Bad("must not be empty", "state")
+    p = Path(t).expanduser()
+    return p if p.is_absolute() else (REPO_ROOT / p)
+
+
+def _writable_dir(var: str, path: Path) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(var, f"is not a writable directory ({path}: {exc.strerror or exc})",
+                          var.split("_")[0].lower()) from None
+
+
+# ---- loading ----------------------------------------------------------------------
+
+
+def _merged_env(env: Mapping[str, str] | None, dotenv_path: Path | None) -> dict[str, str]:
+    """`.env` first, the environment on top (the environment wins)."""
+    base = os.environ if env is None else env
+    if dotenv_path is None:
+        dotenv_path = Path(base.get("DOTENV_PATH", REPO_ROOT / ".env"))
+    merged: dict[str, str] = {}
+    if dotenv_path.is_file():
+        try:
+            values = dotenv_values(dotenv_path)
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError("DOTENV_PATH", f"could not be read ({dotenv_path}: {exc})",
+                              ".env") from None
+        merged.update({k: v for k, v in values.items() if v is not None})
+    merged.update(base)
+    return merged
+
+
+def load_config(env: Mapping[str, str] | None = None, dotenv_path: Path | None = None,
+                check_dirs: bool = True) -> Config:
+    """Build the validated, frozen Config. Raises ConfigError on the first invalid value."""
+    e = _merged_env(env, dotenv_path)
+
+    def get(var: str, default: str, conv: Callable[[str], object]):
+        raw = e.get(var)
+        text = default if raw is None or raw.strip() == "" else raw
+        try:
+            return conv(text)
+        except _Bad as bad:
+            raise ConfigError(var, bad.problem, bad.example) from None
+
+    mode = get("MODE", "demo", _choice(MODES))
+    demo = mode == "demo"
+    live_confirmed = e.get("LIVE_CONFIRM", "") == LIVE_CONFIRM_PHRASE
+    if mode == "live" and not live_confirmed:
+        raise ConfigError("LIVE_CONFIRM", "must be I_UNDERSTAND to trade live with real money"
+                          " (or run ./supervisor.sh start --live and answer the prompt)",
+                          LIVE_CONFIRM_PHRASE)
+
+    replica_port = get("REPLICA_PORT", "8765", _int(1024, 65535, "8765"))
+    replica_wallet_port = get("REPLICA_WALLET_PORT", str(replica_port + 1), _int(1024, 65535, "8766"))
+    if replica_wallet_port == replica_port:
+        raise ConfigError("REPLICA_WALLET_PORT", f"must differ from REPLICA_PORT ({replica_port})",
+                          str(replica_port + 1))
+    default_url = f"http://127.0.0.1:{replica_port}/crypto/15M" if demo else POLYMARKET_URL
+
+    window_seconds = get("WINDOW_SECONDS", "60" if demo else "900", _int(10, 3600, "60"))
+    if not demo and window_seconds != 900:
+        raise ConfigError("WINDOW_SECONDS", f"can only be changed in demo mode (MODE={mode}"
+                          f" trades the real 900 s windows, got {window_seconds})", "900")
+
+    position_size = get("POSITION_SIZE", "10.0", _float(0, None, True, "10.0"))
+    max_position_size = get("MAX_POSITION_SIZE", str(max(25.0, position_size)),
+                            _float(0, None, True, "25.0"))
+    if max_position_size < position_size:
+        raise ConfigError("MAX_POSITION_SIZE", f"must be >= POSITION_SIZE ({position_size:g})",
+                          f"{position_size:g}")
+
+    min_price = get("MIN_PRICE", "0.05", _float(0.01, 0.99, False, "0.05"))
+    max_price = get("MAX_PRICE", "0.95", _float(0.01, 0.99, False, "0.95"))
+    if max_price < min_price:
+        raise ConfigError("MAX_PRICE", f"must be >= MIN_PRICE ({min_price:g})", "0.95")
+
+    entry_start = get("ENTRY_START", "0", _float(0, None, False, "0"))
+    entry_end = get("ENTRY_END", str(window_seconds * 0.8), _float(0, None, False, "600"))
+    if entry_end <= entry_start or entry_end > window_seconds:
+        raise ConfigError("ENTRY_END", f"must be after ENTRY_START ({entry_start:g}) and within"
+                          f" the window ({window_seconds} s)", f"{window_seconds * 0.8:g}")
+
+    signal_interval = get("SIGNAL_INTERVAL", "1", _float(0.05, 60, False, "1"))
+    replay_raw = e.get("REPLAY_FILE", "").strip()
+
+    cfg = Config(
+        mode=mode,
+        position_size=position_size,
+        confidence=get("CONFIDENCE", "60", _float(50, 100, False, "60")),
+        chrome_profile=get("CHROME_PROFILE", "demo" if demo else "live", _profile_name),
+        metamask_password=Secret(e.get("METAMASK_PASSWORD", "")),
+        market_url=get("MARKET_URL", default_url, _url(default_url)),
+        assets=get("ASSETS", "BTC", _assets),
+        window_seconds=window_seconds,
+        signal_interval=signal_interval,
+        state_dir=get("STATE_DIR", "state", _path),
+        log_dir=get("LOG_DIR", "logs", _path),
+        profile_dir=get("PROFILE_DIR", "profiles", _path),
+        browser_path=(e.get("BROWSER_PATH", "").strip() or None),
+        headless=get("HEADLESS", "1" if demo else "0", _bool("1")),
+        live_confirmed=live_confirmed,
+        feeds=get("FEEDS", "sim" if demo else "binance,coinbase", _feeds),
+        binance_url=get("BINANCE_URL", "https://api.binance.com", _url("https://api.binance.com")),
+        coinbase_url=get("COINBASE_URL", "https://api.exchange.coinbase.com",
+                         _url("https://api.exchange.coinbase.com")),
+        feed_timeout=get("FEED_TIMEOUT", "2", _float(0.1, 30, False, "2")),
+        replay_file=_path(replay_raw) if replay_raw else None,
+        replay_speed=get("REPLAY_SPEED", "1", _float(0, None, True, "60")),
+        sim_seed=get("SIM_SEED", "7", _int(0, None, "7")),
+        stale_after=get("STALE_AFTER", str(max(5.0, 5 * signal_interval)),
+                        _float(0, None, True, "5")),
+        strategy=get("STRATEGY", "edge", _choice(STRATEGIES)),
+        min_edge=get("MIN_EDGE", "0.03", _float(-1, 1, False, "0.03")),
+        entry_start=entry_start,
+        entry_end=entry_end,
+        signal_max_age=get("SIGNAL_MAX_AGE", str(max(5.0, 5 * signal_interval)),
+                           _float(0, None, True, "5")),
+        min_price=min_price,
+        max_price=max_price,
+        site_profile=get("SITE_PROFILE", "replica" if demo else "polymarket", _profile_name),
+        wallet_profile=get("WALLET_PROFILE", "metamask", _profile_name),
+        amount_tolerance=get("AMOUNT_TOLERANCE", "0.02", _float(0, 0.5, False, "0.02")),
+        fee_rate=get("FEE_RATE", "0.07", _float(0, 1, False, "0.07")),
+        fee_exponent=get("FEE_EXPONENT", "1", _float(0, 5, False, "1")),
+        step_timeout=get("STEP_TIMEOUT", "10", _float(0.5, 120, False, "10")),
+        sizing=get("SIZING", "fixed", _choice(SIZINGS)),
+        kelly_fraction=get("KELLY_FRACTION", "0.25", _float(0, 1, True, "0.25")),
+        max_position_size=max_position_size,
+        max_daily_loss=get("MAX_DAILY_LOSS", "50", _float(0, None, True, "50")),
+        max_consecutive_losses=get("MAX_CONSECUTIVE_LOSSES", "5", _int(1, None, "5")),
+        max_trades_per_day=get("MAX_TRADES_PER_DAY", "100" if demo else "40", _int(1, None, "40")),
+        max_open_exposure=get("MAX_OPEN_EXPOSURE", str(max(50.0, 4 * position_size)),
+                              _float(0, None, True, "50")),
+        cooldown_seconds=get("COOLDOWN_SECONDS", "0" if demo else "120", _float(0, None, False, "120")),
+        resume_next_day=get("RESUME_NEXT_DAY", "0", _bool("0")),
+        discord_webhook_url=get("CLOBBOT_DISCORD_WEBHOOK_URL", "", _secret_url),
+        discord_mention=e.get("CLOBBOT_DISCORD_MENTION", "").strip(),
+        summary_interval=get("SUMMARY_INTERVAL", "3600", _float(0, None, False, "3600")),
+        replica_port=replica_port,
+        replica_wallet_port=replica_wallet_port,
+    )
+    if "replay" in cfg.feeds and cfg.replay_file is None:
+        raise ConfigError("REPLAY_FILE", "must name a CSV file when FEEDS includes replay",
+                          "../shared/data/btcusdt_1m_dev.csv.gz")
+    if check_dirs:
+        _writable_dir("STATE_DIR", cfg.state_dir)
+        _writable_dir("LOG_DIR", cfg.log_dir)
+        _writable_dir("PROFILE_DIR", cfg.profile_dir)
+    return cfg
+
+
+def config_or_exit(env: Mapping[str, str] | None = None, stderr=None) -> Config:
+    """For a process's main: the config, or one line on stderr and exit code 2."""
+    try:
+        return load_config(env)
+    except ConfigError as exc:
+        print(str(exc), file=stderr or sys.stderr)
+        raise SystemExit(EXIT_CONFIG) from None
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m core.config [--json]`: validate and print the config (secrets masked)."""
+    import json
+
+    cfg = config_or_exit()
+    argv = sys.argv[1:] if argv is None else argv
+    if "--json" in argv:
+        print(json.dumps(cfg.public_dict(), indent=2))
+    else:
+        for k, v in cfg.public_dict().items():
+            print(f"{k}={v}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

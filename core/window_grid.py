@@ -1,0 +1,100 @@
+"""The market's window grid: windows of a fixed length on the UTC epoch grid.
+
+The real 15-minute markets sit on the 900 s grid (:00 :15 :30 :45 UTC); demo and tests
+use shorter windows with the same arithmetic. All times are epoch seconds (float, UTC).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from dataclasses import dataclass
+
+REAL_WINDOW_SECONDS = 900
+
+ASSET_NAMES = {"BTC": "Bitcoin", "ETH": "Ethereum", "SOL": "Solana", "XRP": "XRP"}
+
+
+@dataclass(frozen=True)
+class Window:
+    """One market window [start, end) for one asset."""
+
+    asset: str
+    start: int
+    length: int
+
+    @property
+    def end(self) -> int:
+        return self.start + self.length
+
+    def seconds_left(self, now: float) -> float:
+        return max(0.0, self.end - now)
+
+    def elapsed(self, now: float) -> float:
+        return max(0.0, now - self.start)
+
+    def contains(self, now: float) -> bool:
+        return self.start <= now < self.end
+
+    @property
+    def slug(self) -> str:
+        return window_slug(self.asset, self.start, self.length)
+
+    def next(self) -> Window:
+        return Window(self.asset, self.end, self.length)
+
+    def start_iso(self) -> str:
+        return iso_utc(self.start)
+
+    def end_iso(self) -> str:
+        return iso_utc(self.end)
+
+
+def window_start(ts: float, length: int = REAL_WINDOW_SECONDS) -> int:
+    """Start of the window containing `ts` (epoch seconds) on the grid of `length` seconds."""
+    if length <= 0:
+        raise ValueError(f"window length must be positive, got {length}")
+    return int(ts // length) * length
+
+
+def window_at(asset: str, ts: float, length: int = REAL_WINDOW_SECONDS) -> Window:
+    return Window(asset.upper(), window_start(ts, length), int(length))
+
+
+def window_slug(asset: str, start: int, length: int = REAL_WINDOW_SECONDS) -> str:
+    """The event slug: `btc-updown-15m-<start>` (for other lengths, `-<N>s-` or `-<N>m-`)."""
+    if length % 60 == 0:
+        span = f"{length // 60}m"
+    else:
+        span = f"{length}s"
+    return f"{asset.lower()}-updown-{span}-{int(start)}"
+
+
+def parse_slug(slug: str) -> tuple[str, int]:
+    """(ASSET, start) from a slug made by `window_slug`; ValueError on anything else."""
+    parts = slug.split("-")
+    if len(parts) != 4 or parts[1] != "updown" or not parts[3].isdigit():
+        raise ValueError(f"not a window slug: {slug!r} (expected like 'btc-updown-15m-1767225600')")
+    return parts[0].upper(), int(parts[3])
+
+
+def iso_utc(ts: float) -> str:
+    """ISO-8601 UTC with millisecond precision and a Z, as signal.json uses."""
+    dt = _dt.datetime.fromtimestamp(ts, tz=_dt.timezone.utc)
+    if dt.microsecond:
+        return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_iso_utc(text: str) -> float:
+    """Epoch seconds from an ISO-8601 string (a trailing Z is UTC)."""
+    if text.endswith("Z"):
+        text = text[:-1] + "+00:00"
+    dt = _dt.datetime.fromisoformat(text)
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=_dt.timezone.utc)
+    return dt.timestamp()
+
+
+def utc_day(ts: float) -> str:
+    """The UTC calendar day of `ts` as YYYY-MM-DD (daily guards reset on this)."""
+    return _dt.datetime.fromtimestamp(ts, tz=_dt.timezone.utc).strftime("%Y-%m-%d")

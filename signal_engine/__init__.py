@@ -1,0 +1,1 @@
+"""The signal engine: price feeds -> features -> model -> state/signal.json."""

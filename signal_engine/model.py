@@ -1,0 +1,266 @@
+"""Features and models, shared by the live engine and the backtest (one implementation).
+
+Every function takes a price history as two arrays, `times` (epoch seconds, ascending) and
+`prices`, and one or many evaluation instants `now` (a float or an array). A value at `now`
+only ever uses samples at or before `now` (np.interp between two past samples), so the
+backtest cannot look ahead. A lookback that spans a gap in the data (two consecutive samples
+further apart than `max_gap_s`) or reaches before the first sample gives NaN, never a value
+computed across the hole.
+
+Two models:
+- `heuristic`: the seed's multi-factor score in [-1, 1] and its `confidence` (50..95). It is
+  a score, not a probability: the backtest measures how often it is right.
+- `prob_up`: P(window close >= window open) from the open price, the current price, the time
+  left and a realised-volatility estimate, under a driftless log-normal model, with an optional
+  tilt from the heuristic score whose weight is fitted out of sample by the backtest.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+SQRT2 = math.sqrt(2.0)
+
+
+@dataclass(frozen=True)
+class ModelParams:
+    vol_lookback_s: float = 3600.0   # realised volatility over the last hour
+    vol_step_s: float = 60.0         # ... of 1-minute log returns (same grid live and backtest)
+    fallback_sigma: float = 1.0e-4   # per sqrt(second) when history is too short (~0.08%/min)
+    max_gap_s: float = 150.0         # a hole wider than this breaks a lookback
+    tilt_weight: float = 0.0         # z-shift per unit of heuristic score (0 = pure fair value)
+    prob_clip: float = 0.001         # prob_up is kept in [clip, 1 - clip]
+    trade_threshold: float = 0.25    # the seed's score threshold for UP / DOWN
+
+
+DEFAULT_PARAMS = ModelParams()
+
+# Lookbacks (seconds) of the seed's features.
+MOM_LOOKBACKS = (30.0, 60.0, 120.0)
+MICRO_S, MACRO_S = 300.0, 1800.0
+VOL_SHORT_S, VOL_LONG_S = 900.0, 3600.0
+MEANREV_S = 1800.0
+HISTORY_NEEDED_S = max(VOL_LONG_S, MACRO_S, MEANREV_S) + 60.0
+
+
+def _as_array(now) -> np.ndarray:
+    return np.atleast_1d(np.asarray(now, dtype=float))
+
+
+def gap_free(times: np.ndarray, now, lookback: float, max_gap_s: float) -> np.ndarray:
+    """True where [now - lookback, now] lies inside the data with no gap wider than max_gap_s."""
+    now = _as_array(now)
+    times = np.asarray(times, dtype=float)
+    if times.size == 0:
+        return np.zeros(now.shape, dtype=bool)
+    diffs = np.diff(times)
+    gap_ends = times[1:][diffs > max_gap_s]          # first sample after each hole
+    lo = now - lookback
+    # A gap breaks the lookback if its end lies in (lo, now].
+    n_gaps = np.searchsorted(gap_ends, now, side="right") - np.searchsorted(gap_ends, lo, side="right")
+    inside = (lo >= times[0]) & (now <= times[-1] + max_gap_s)
+    return inside & (n_gaps == 0)
+
+
+def price_at(times: np.ndarray, prices: np.ndarray, t) -> np.ndarray:
+    """Linear interpolation between the two samples around t (both at or before `now`)."""
+    return np.interp(_as_array(t), times, prices)
+
+
+def momentum(times, prices, now, lookback: float, params: ModelParams = DEFAULT_PARAMS) -> np.ndarray:
+    """Relative change over `lookback` seconds: p(now) / p(now - lookback) - 1 (NaN across a gap)."""
+    now = _as_array(now)
+    p_now = price_at(times, prices, now)
+    p_then = price_at(times, prices, now - lookback)
+    out = p_now / p_then - 1.0
+    return np.where(gap_free(times, now, lookback, params.max_gap_s), out, np.nan)
+
+
+def _grid_log_returns(times, prices, now, lookback: float, step: float) -> np.ndarray:
+    """Matrix (len(now), K) of log returns on a grid of `step` s ending at each `now`."""
+    now = _as_array(now)
+    k = int(round(lookback / step))
+    offsets = step * np.arange(k, -1, -1, dtype=float)      # oldest first, 0 last
+    grid = price_at(times, prices, (now[:, None] - offsets[None, :]).ravel()).reshape(len(now), k + 1)
+    return np.diff(np.log(grid), axis=1)
+
+
+def realized_sigma(times, prices, now, lookback: float | None = None,
+                   params: ModelParams = DEFAULT_PARAMS) -> np.ndarray:
+    """Volatility per sqrt(second) from `vol_step_s` log returns over `lookback`; NaN across a gap."""
+    lookback = params.vol_lookback_s if lookback is None else lookback
+    now = _as_array(now)
+    rets = _grid_log_returns(times, prices, now, lookback, params.vol_step_s)
+    sigma = np.sqrt(np.mean(rets * rets, axis=1) / params.vol_step_s)   # zero-mean estimator
+    return np.where(gap_free(times, now, lookback, params.max_gap_s), sigma, np.nan)
+
+
+def features(times, prices, now, params: ModelParams = DEFAULT_PARAMS) -> dict[str, np.ndarray]:
+    """The seed's raw features at each `now` (arrays; NaN where the history does not allow)."""
+    times = np.asarray(times, dtype=float)
+    prices = np.asarray(prices, dtype=float)
+    now = _as_array(now)
+    f: dict[str, np.ndarray] = {}
+    for lb in MOM_LOOKBACKS:
+        f[f"momentum_{int(lb)}s"] = momentum(times, prices, now, lb, params)
+    prev30 = momentum(times, prices, now - 30.0, 30.0, params)
+    f["acceleration"] = f["momentum_30s"] - prev30
+    f["micro"] = momentum(times, prices, now, MICRO_S, params)
+    f["macro"] = momentum(times, prices, now, MACRO_S, params)
+    f["vol_short"] = realized_sigma(times, prices, now, VOL_SHORT_S, params)
+    f["vol_long"] = realized_sigma(times, prices, now, VOL_LONG_S, params)
+    # Mean-reversion pressure: z-score of the price against its mean over MEANREV_S.
+    k = int(MEANREV_S // params.vol_step_s)
+    offsets = params.vol_step_s * np.arange(k, -1, -1, dtype=float)
+    grid = price_at(times, prices, (now[:, None] - offsets[None, :]).ravel()).reshape(len(now), k + 1)
+    mean = grid.mean(axis=1)
+    std = grid.std(axis=1)
+    z = np.where(std > 0, (grid[:, -1] - mean) / np.where(std > 0, std, 1.0), 0.0)
+    f["zscore"] = np.where(gap_free(times, now, MEANREV_S, params.max_gap_s), z, np.nan)
+    return f
+
+
+def _clip1(x: np.ndarray) -> np.ndarray:
+    return np.clip(x, -1.0, 1.0)
+
+
+def heuristic(f: dict[str, np.ndarray], params: ModelParams = DEFAULT_PARAMS) -> dict[str, np.ndarray]:
+    """The seed's score: 40% momentum 30 s, 20% acceleration, 20% trend micro vs macro,
+    10% volatility regime, 10% mean-reversion pressure. Each part is in [-1, 1]; a missing
+    feature (NaN) contributes 0. Returns score, direction (+1 UP, -1 DOWN, 0 NO_TRADE) and
+    confidence = min(95, 50 + |score| * 100) for UP/DOWN, 50 for NO_TRADE.
+    """
+    m = _clip1(f["momentum_30s"] / 0.002)            # +-0.2% in 30 s is full strength
+    a = _clip1(f["acceleration"] / 0.0015)            # +-0.15% change of the 30 s momentum
+    micro, macro = f["micro"], f["macro"]
+    t = _clip1(0.5 * _clip1(micro / 0.003) + 0.5 * _clip1(macro / 0.006))
+    ratio = f["vol_short"] / f["vol_long"]
+    expanding = ratio > 1.2
+    v = np.where(expanding, np.sign(np.nan_to_num(f["momentum_30s"])), 0.0)  # expansion backs the move
+    r = _clip1(-f["zscore"] / 2.0)                    # oversold (z << 0) pushes up
+    parts = np.stack([m, a, t, v, r])
+    weights = np.array([0.4, 0.2, 0.2, 0.1, 0.1])[:, None]
+    score = np.clip(np.nansum(np.nan_to_num(parts) * weights, axis=0), -1.0, 1.0)
+    direction = np.where(score > params.trade_threshold, 1, np.where(score < -params.trade_threshold, -1, 0))
+    confidence = np.where(direction != 0, np.minimum(95.0, 50.0 + np.abs(score) * 100.0), 50.0)
+    return {"score": score, "direction": direction, "confidence": confidence,
+            "vol_ratio": ratio, "parts": parts}
+
+
+def _erf(x: np.ndarray) -> np.ndarray:
+    """Vectorised erf (Abramowitz & Stegun 7.1.26, |error| < 1.5e-7); exact limits at +-inf."""
+    x = np.asarray(x, dtype=float)
+    sign = np.sign(x)
+    a = np.abs(x)
+    t = 1.0 / (1.0 + 0.3275911 * a)
+    poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))))
+    with np.errstate(over="ignore", invalid="ignore"):
+        y = 1.0 - poly * np.exp(-a * a)
+    y = np.where(np.isinf(a), 1.0, y)
+    return sign * y
+
+
+def norm_cdf(x) -> np.ndarray:
+    return 0.5 * (1.0 + _erf(np.asarray(x, dtype=float) / SQRT2))
+
+
+def prob_up(open_price, price, seconds_left, sigma, score=0.0,
+            params: ModelParams = DEFAULT_PARAMS) -> np.ndarray:
+    """P(close >= open) under a driftless log-normal from `price` with `seconds_left` to go.
+
+    z = (ln(price/open) - sigma^2 tau / 2) / (sigma sqrt(tau)) + tilt_weight * score.
+    At tau = 0 it is 1 when price >= open (ties go Up), else 0. Clipped to [clip, 1 - clip].
+    """
+    open_price = np.asarray(open_price, dtype=float)
+    price = np.asarray(price, dtype=float)
+    tau = np.maximum(np.asarray(seconds_left, dtype=float), 0.0)
+    sigma = np.asarray(sigma, dtype=float)
+    sigma = np.where(np.isfinite(sigma) & (sigma > 0), sigma, params.fallback_sigma)
+    lr = np.log(price / open_price)
+    sd = sigma * np.sqrt(tau)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.where(sd > 0, (lr - 0.5 * sd * sd) / np.where(sd > 0, sd, 1.0),
+                     np.where(lr >= 0, np.inf, -np.inf))
+    z = z + params.tilt_weight * np.nan_to_num(np.asarray(score, dtype=float))
+    p = norm_cdf(z)
+    return np.clip(p, params.prob_clip, 1.0 - params.prob_clip)
+
+
+# ---- labels shown in signal.json's basis ---------------------------------------------
+
+
+def _num(x) -> float | None:
+    x = float(x)
+    return None if not math.isfinite(x) else x
+
+
+def basis_labels(f: dict[str, np.ndarray], h: dict[str, np.ndarray], i: int = 0) -> dict:
+    """The seed's `basis` object for evaluation i: numbers in percent, plus its labels."""
+    ratio = _num(h["vol_ratio"][i])
+    vol_state = "unknown" if ratio is None else ("expanding" if ratio > 1.2 else
+                                                 "contracting" if ratio < 0.8 else "stable")
+    micro, macro = _num(f["micro"][i]), _num(f["macro"][i])
+    if micro is None or macro is None:
+        trend = "unknown"
+    elif micro > 0 and macro > 0:
+        trend = "strong_up" if micro > 0.0015 else "up"
+    elif micro < 0 and macro < 0:
+        trend = "strong_down" if micro < -0.0015 else "down"
+    else:
+        trend = "mixed"
+    z = _num(f["zscore"][i])
+    pressure = "unknown" if z is None else ("oversold" if z < -2 else "overbought" if z > 2 else
+                                            "high" if abs(z) > 1 else "low")
+
+    def pct(key: str) -> float | None:
+        v = _num(f[key][i])
+        return None if v is None else round(v * 100.0, 4)
+
+    return {
+        "momentum_30s": pct("momentum_30s"),
+        "momentum_60s": pct("momentum_60s"),
+        "momentum_120s": pct("momentum_120s"),
+        "acceleration": pct("acceleration"),
+        "volatility_state": vol_state,
+        "trend_bias": trend,
+        "mean_reversion_pressure": pressure,
+        "score": round(float(h["score"][i]), 4),
+    }
+
+
+DIRECTION_NAMES = {1: "UP", -1: "DOWN", 0: "NO_TRADE"}
+
+
+def evaluate(times, prices, now: float, window_start: float, window_seconds: float,
+             open_price: float | None = None, params: ModelParams = DEFAULT_PARAMS) -> dict:
+    """Everything signal.json needs at one instant, from the history up to `now`.
+
+    `open_price` defaults to the interpolated price at the window's start (None if the
+    history does not reach back that far, in which case prob_up is None).
+    """
+    times = np.asarray(times, dtype=float)
+    prices = np.asarray(prices, dtype=float)
+    f = features(times, prices, now, params)
+    h = heuristic(f, params)
+    price = float(price_at(times, prices, now)[0])
+    if open_price is None and times.size and times[0] <= window_start <= now:
+        open_price = float(price_at(times, prices, window_start)[0])
+    sigma = float(realized_sigma(times, prices, now, params=params)[0])
+    seconds_left = max(0.0, window_start + window_seconds - now)
+    p = None
+    if open_price is not None:
+        p = float(np.ravel(prob_up(open_price, price, seconds_left, sigma, h["score"][0], params))[0])
+    return {
+        "direction": DIRECTION_NAMES[int(h["direction"][0])],
+        "confidence": round(float(h["confidence"][0]), 1),
+        "score": float(h["score"][0]),
+        "basis": basis_labels(f, h, 0),
+        "price": price,
+        "open_price": open_price,
+        "prob_up": None if p is None else round(p, 4),
+        "sigma": None if not math.isfinite(sigma) else sigma,
+        "seconds_left": seconds_left,
+    }
