@@ -44,7 +44,8 @@ def _playwright_chromium() -> str | None:
     for root in roots:
         if not root:
             continue
-        for pattern in ("chromium-*/chrome-linux*/chrome", "chromium-*/chrome-mac*/Chromium.app/Contents/MacOS/Chromium"):
+        for pattern in ("chromium-*/chrome-linux*/chrome",
+                        "chromium-*/chrome-mac*/Chromium.app/Contents/MacOS/Chromium"):
             hits = sorted(glob.glob(os.path.join(root, pattern)))
             if hits:
                 return hits[-1]
