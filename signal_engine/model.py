@@ -1,11 +1,11 @@
 """Features and models, shared by the live engine and the backtest (one implementation).
 
 Every function takes a price history as two arrays, `times` (epoch seconds, ascending) and
-`prices`, and one or many evaluation instants `now` (a float or an array). A value at `now`
-only ever uses samples at or before `now` (np.interp between two past samples), so the
-backtest cannot look ahead. A lookback that spans a gap in the data (two consecutive samples
-further apart than `max_gap_s`) or reaches before the first sample gives NaN, never a value
-computed across the hole.
+`prices`, and one or many evaluation instants `now` (a float or an array). `now` must be a
+sample time or later than the last sample: then every lookback point lies between two samples
+at or before `now` (np.interp), and nothing from the future is used. A lookback that spans
+a gap in the data (two consecutive samples further apart than `max_gap_s`) or reaches
+before the first sample gives NaN, never a value computed across the hole.
 
 Two models:
 - `heuristic`: the seed's multi-factor score in [-1, 1] and its `confidence` (50..95). It is
