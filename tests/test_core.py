@@ -111,3 +111,15 @@ def test_heartbeat_age(tmp_path: Path):
     df.touch_heartbeat(hb, now=1000.0)
     assert df.file_age(hb, now=1010.0) == pytest.approx(10.0)
     assert os.path.exists(hb)
+
+
+def test_env_example_is_valid_and_lists_every_variable(tmp_path: Path):
+    import re
+
+    example = REPO / ".env.example"
+    src = (REPO / "core" / "config.py").read_text()
+    used = set(re.findall(r'get\("([A-Z_]+)"', src)) | set(re.findall(r'e\.get\("([A-Z_]+)"', src))
+    listed = set(re.findall(r"^([A-Z_]+)=", example.read_text(), flags=re.M))
+    assert used - {"DOTENV_PATH"} <= listed, f"missing from .env.example: {sorted(used - listed)}"
+    cfg = load_config({"STATE_DIR": str(tmp_path)}, dotenv_path=example, check_dirs=False)
+    assert cfg.mode == "demo"
