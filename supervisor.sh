@@ -1,15 +1,28 @@
 #!/usr/bin/env bash
-# The user's one entry point: setup, tests, and (see below) the process lifecycle.
+# The user's one entry point: setup, tests, and the process lifecycle (start, stop, status ...).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 cd "$ROOT"
 # shellcheck source=sh/bootstrap.sh
 . "${ROOT}/sh/bootstrap.sh"
+# shellcheck source=sh/lifecycle.sh
+. "${ROOT}/sh/lifecycle.sh"
 
 usage() {
   cat <<'USAGE'
 usage: ./supervisor.sh COMMAND
+  start [--live] [--foreground]
+                       set up on first use, then start (demo: replica, signal engine, executor)
+                       detached under a monitor that restarts what dies or hangs
+  stop                 stop everything it started (TERM, then KILL); safe to repeat
+  status [--json]      processes, current signal, last trade, risk; exit 0 all up, 3 otherwise
+  restart [--live]     stop, then start
+  logs [name]          follow logs/<name>.log (default: all logs; also trades, decisions)
+  doctor               check config, browser, profile and .env permissions, the page's selectors
+  login                open a visible browser on the profile to install/unlock the wallet, log in
+  resume               clear a risk halt
+  down NAME | up NAME  hold one process down on purpose / release it
   test [pytest args]   set up (.venv, dependencies, browser) and run the whole test suite
 USAGE
 }
@@ -25,6 +38,15 @@ main() {
   [ $# -gt 0 ] && shift
   case "$cmd" in
     test) cmd_test "$@" ;;
+    start) cmd_start "$@" ;;
+    stop) cmd_stop ;;
+    status) cmd_status "$@" ;;
+    restart) cmd_restart "$@" ;;
+    logs) cmd_logs "$@" ;;
+    doctor) cmd_doctor ;;
+    login) cmd_login ;;
+    resume) cmd_resume ;;
+    down|up) cmd_hold "$cmd" "$@" ;;
     help|-h|--help) usage ;;
     *) usage >&2; exit 2 ;;
   esac

@@ -101,6 +101,8 @@ class Config:
     # replica (demo venue)
     replica_port: int
     replica_wallet_port: int
+    # risk: the USD bankroll fractional Kelly sizes against (SIZING=kelly only)
+    bankroll: float = 400.0
 
     # ---- derived paths -------------------------------------------------------------
     @property
@@ -363,7 +365,7 @@ def load_config(env: Mapping[str, str] | None = None, dotenv_path: Path | None =
         raise ConfigError("ENTRY_END", f"must be after ENTRY_START ({entry_start:g}) and within"
                           f" the window ({window_seconds} s)", f"{window_seconds * 0.8:g}")
 
-    signal_interval = get("SIGNAL_INTERVAL", "1", _float(0.05, 60, False, "1"))
+    signal_interval = get("SIGNAL_INTERVAL", "1", _float(0.001, 60, False, "1"))  # 0.001: stress tests
     replay_raw = e.get("REPLAY_FILE", "").strip()
 
     cfg = Config(
@@ -421,6 +423,7 @@ def load_config(env: Mapping[str, str] | None = None, dotenv_path: Path | None =
         summary_interval=get("SUMMARY_INTERVAL", "3600", _float(0, None, False, "3600")),
         replica_port=replica_port,
         replica_wallet_port=replica_wallet_port,
+        bankroll=get("BANKROLL", str(40 * position_size), _float(0, None, True, "400")),
     )
     if "replay" in cfg.feeds and cfg.replay_file is None:
         raise ConfigError("REPLAY_FILE", "must name a CSV file when FEEDS includes replay",

@@ -34,8 +34,11 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def atomic_write_bytes(path: Path | str, data: bytes, mode: int = 0o644) -> None:
-    """Write `data` to `path` atomically: temp file in the same dir, fsync, replace, fsync dir."""
+def atomic_write_bytes(path: Path | str, data: bytes, mode: int = 0o644) -> float:
+    """Write `data` to `path` atomically: temp file in the same dir, fsync, replace, fsync dir.
+
+    Returns time.perf_counter() taken just after os.replace: when readers see the new content.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -46,6 +49,7 @@ def atomic_write_bytes(path: Path | str, data: bytes, mode: int = 0o644) -> None
             os.fsync(fh.fileno())
         os.chmod(tmp, mode)
         os.replace(tmp, path)
+        replaced_at = time.perf_counter()
     except BaseException:
         # Leave no temp file behind, whatever stopped us (including KeyboardInterrupt).
         try:
@@ -54,11 +58,13 @@ def atomic_write_bytes(path: Path | str, data: bytes, mode: int = 0o644) -> None
             pass
         raise
     fsync_dir(path.parent)
+    return replaced_at
 
 
-def atomic_write_json(path: Path | str, obj: Any, mode: int = 0o644) -> None:
+def atomic_write_json(path: Path | str, obj: Any, mode: int = 0o644) -> float:
+    """atomic_write_bytes of the JSON text; returns the perf_counter() reading at the replace."""
     data = json.dumps(obj, indent=2, sort_keys=False, allow_nan=False).encode() + b"\n"
-    atomic_write_bytes(path, data, mode)
+    return atomic_write_bytes(path, data, mode)
 
 
 @dataclass(frozen=True)

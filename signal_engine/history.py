@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,41 +46,65 @@ class Candles:
         return self.close_times(), self.close
 
 
-def _open_text(path: Path) -> io.TextIOBase:
+def _read_text(path: Path) -> str:
     raw = path.read_bytes()
     if raw[:2] == b"\x1f\x8b":
         raw = gzip.decompress(raw)
-    return io.StringIO(raw.decode("utf-8", errors="replace"))
+    return raw.decode("utf-8", errors="replace")
+
+
+def _fast_rows(text: str) -> np.ndarray | None:
+    """All rows at once with numpy (well-formed files); None when any row needs the careful path."""
+    first = text.lstrip()[:1]
+    skip = 0 if first.isdigit() else 1
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")          # an empty-file warning means: use the careful path
+            arr = np.loadtxt(io.StringIO(text), delimiter=",", skiprows=skip, usecols=range(6), dtype=float,
+                             ndmin=2)
+    except (ValueError, IndexError, UserWarning):
+        return None
+    return arr if arr.size else None
+
+
+def _careful_rows(text: str) -> tuple[list[tuple[float, ...]], int]:
+    """Row by row: skips the header, drops (and counts) rows that do not parse."""
+    rows: list[tuple[float, ...]] = []
+    dropped = 0
+    for rec in csv.reader(io.StringIO(text)):
+        if not rec or not rec[0].strip():
+            continue
+        if not rec[0].strip().lstrip("-").isdigit():
+            if rec[0].strip().lower() in ("open_time", "opentime", "timestamp"):
+                continue  # header
+            dropped += 1
+            continue
+        try:
+            t = int(rec[0])
+            o, h, lo, c = (float(x) for x in rec[1:5])
+            v = float(rec[5]) if len(rec) > 5 and rec[5] else 0.0
+        except (ValueError, IndexError):
+            dropped += 1
+            continue
+        rows.append((t, o, h, lo, c, v))
+    return rows, dropped
 
 
 def load_candles(path: Path | str) -> Candles:
     """Load a 1-minute candle file. FileNotFoundError if absent; ValueError if no row is usable."""
     path = Path(path)
-    rows: list[tuple[float, float, float, float, float, float]] = []
+    text = _read_text(path)
+    arr = _fast_rows(text)
     dropped = 0
-    with _open_text(path) as fh:
-        for rec in csv.reader(fh):
-            if not rec or not rec[0].strip():
-                continue
-            if not rec[0].strip().lstrip("-").isdigit():
-                if rec[0].strip().lower() in ("open_time", "opentime", "timestamp"):
-                    continue  # header
-                dropped += 1
-                continue
-            try:
-                t = int(rec[0])
-                o, h, lo, c = (float(x) for x in rec[1:5])
-                v = float(rec[5]) if len(rec) > 5 and rec[5] else 0.0
-            except (ValueError, IndexError):
-                dropped += 1
-                continue
-            if not (o > 0 and h > 0 and lo > 0 and c > 0) or not all(np.isfinite((o, h, lo, c))):
-                dropped += 1
-                continue
-            rows.append((t, o, h, lo, c, v))
-    if not rows:
+    if arr is None:
+        rows, dropped = _careful_rows(text)
+        arr = np.array(rows, dtype=float).reshape(-1, 6)
+    prices = arr[:, 1:5]
+    good = np.all(np.isfinite(prices) & (prices > 0), axis=1) & np.isfinite(arr[:, 0])
+    dropped += int((~good).sum())
+    arr = arr[good]
+    if not arr.size:
         raise ValueError(f"{path}: no usable candle rows ({dropped} dropped)")
-    arr = np.array(rows, dtype=float)
     ts = arr[:, 0]
     scale = 1e6 if np.median(ts) > 1e14 else 1e3   # microseconds in newer Binance dumps
     ts = ts / scale

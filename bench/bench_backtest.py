@@ -1,0 +1,55 @@
+"""Benchmark: the whole backtest of the BTC dev file, end to end (a benchmark, not a test).
+
+    .venv/bin/python bench/bench_backtest.py [--runs 3] [--data FILE]
+
+Runs `python -m signal_engine.backtest --data FILE --asset BTC --out TMP` as a fresh process
+`runs` times (load, model over every decision minute, walk-forward, plots, report) and prints
+the median wall time against the 20 s target. Exit 2 when the data file is absent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_DATA = REPO.parent / "shared" / "data" / "btcusdt_1m_dev.csv.gz"
+TARGET_S = 20.0
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    a = p.parse_args()
+    if not a.data.is_file():
+        print(f"bench_backtest: no data file at {a.data} (the shared dev data is absent); pass --data FILE",
+              file=sys.stderr)
+        return 2
+    times = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(a.runs):
+            t = time.perf_counter()
+            r = subprocess.run([sys.executable, "-m", "signal_engine.backtest", "--data", str(a.data),
+                                "--asset", "BTC", "--out", str(Path(tmp) / f"run{i}"), "--quiet"],
+                               cwd=REPO, capture_output=True, text=True, timeout=600)
+            times.append(time.perf_counter() - t)
+            if r.returncode != 0:
+                print(f"bench_backtest: run {i} failed with exit {r.returncode}: {r.stderr[-2000:]}", file=sys.stderr)
+                return 1
+        rep = json.loads((Path(tmp) / "run0" / "report.json").read_text())
+    med = statistics.median(times)
+    print(json.dumps({"data": str(a.data), "runs": [round(x, 2) for x in times], "median_s": round(med, 2),
+                      "target_s": TARGET_S, "windows": rep["assets"]["BTC"]["windows"],
+                      "candles": rep["assets"]["BTC"]["data"]["candles"], "pass": med <= TARGET_S}, indent=1))
+    return 0 if med <= TARGET_S else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

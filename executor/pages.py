@@ -1,0 +1,306 @@
+"""Page objects: MarketPage (one asset's card, the toasts, the orders panel) and WalletPopup.
+
+Every selector comes from the profiles (executor.profiles); every wait has an explicit timeout.
+Waits are short polls through a `Waiter` so the heartbeat keeps ticking and SIGTERM is noticed
+within ~100 ms even in the middle of a step.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from playwright.sync_api import Error as PlaywrightError
+from playwright.sync_api import Locator, Page
+
+from core.window_grid import parse_iso_utc
+from executor.decision import parse_cents
+from executor.profiles import SiteProfile, WalletProfile, fill
+from executor.wallet_guard import WalletRequest
+
+SIDE_LABEL = {"UP": "Up", "DOWN": "Down"}
+QUICK_MS = 1500  # timeout for one quick read (text, attribute) of an element already expected present
+
+
+class StepTimeout(Exception):
+    """A step did not complete in time; `step` names it."""
+
+    def __init__(self, step: str, message: str):
+        super().__init__(message)
+        self.step = step
+
+
+class SelectorMissing(Exception):
+    """A profile selector matched nothing; the message names the selector key and its value."""
+
+    def __init__(self, key: str, selector: str, where: str = "the market page"):
+        super().__init__(f"selector {key} ({selector}) matched nothing on {where}")
+        self.key, self.selector = key, selector
+
+
+class Interrupted(Exception):
+    """The process was asked to stop (SIGTERM) while a step was waiting."""
+
+
+class Waiter:
+    """Polls a condition with a deadline; each poll gives Playwright a few ms to dispatch events,
+    calls `tick` (heartbeat) and checks `should_stop`."""
+
+    def __init__(self, page_for_wait: Callable[[], Page], tick: Callable[[], None] = lambda: None,
+                 should_stop: Callable[[], bool] = lambda: False, interval_ms: int = 50):
+        self._page = page_for_wait
+        self.tick = tick
+        self.should_stop = should_stop
+        self.interval_ms = interval_ms
+
+    def pause(self, ms: int | None = None) -> None:
+        self._page().wait_for_timeout(ms if ms is not None else self.interval_ms)
+        self.tick()
+
+    def until(self, predicate: Callable[[], object], timeout: float, step: str, what: str,
+              interruptible: bool = True):
+        deadline = time.monotonic() + timeout
+        while True:
+            value = predicate()
+            if value:
+                return value
+            if interruptible and self.should_stop():
+                raise Interrupted(f"stopped while waiting for {what}")
+            if time.monotonic() >= deadline:
+                raise StepTimeout(step, f"{what} did not happen within {timeout:g}s")
+            self.pause()
+
+
+def _count(loc: Locator) -> int:
+    try:
+        return loc.count()
+    except PlaywrightError:
+        return 0
+
+
+def _visible(loc: Locator) -> bool:
+    try:
+        return loc.first.is_visible()
+    except PlaywrightError:
+        return False
+
+
+def parse_window_start(raw: str | None) -> int | None:
+    if not raw:
+        return None
+    raw = raw.strip()
+    try:
+        return int(float(raw))
+    except ValueError:
+        pass
+    try:
+        return int(round(parse_iso_utc(raw)))
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True)
+class OrderRow:
+    attrs: dict[str, str | None]
+
+    def get(self, key: str) -> str | None:
+        return self.attrs.get(key)
+
+    def number(self, key: str) -> float | None:
+        try:
+            return float(str(self.attrs.get(key)).lstrip("$"))
+        except (TypeError, ValueError):
+            return None
+
+
+class MarketPage:
+    def __init__(self, page: Page, site: SiteProfile, asset: str, waiter: Waiter, step_timeout: float):
+        self.page, self.site, self.asset, self.waiter, self.timeout = page, site, asset, waiter, step_timeout
+
+    # ---- locators ----------------------------------------------------------------------------
+    def card(self) -> Locator:
+        return self.page.locator(fill(self.site.card["root"], asset=self.asset)).first
+
+    def in_card(self, key: str, **values: str) -> Locator:
+        return self.card().locator(fill(self.site.card[key], asset=self.asset, **values))
+
+    def page_loc(self, key: str, **values: str) -> Locator:
+        return self.page.locator(fill(self.site.page[key], asset=self.asset, **values))
+
+    # ---- reads -------------------------------------------------------------------------------
+    def window(self) -> tuple[str, int] | None:
+        """(slug, start) shown by the card now, or None when the card is not there."""
+        card = self.card()
+        try:
+            if card.count() == 0:
+                return None
+            slug = card.get_attribute(self.site.card["slug_attribute"], timeout=QUICK_MS)
+            raw = card.get_attribute(self.site.card["window_start_attribute"], timeout=QUICK_MS)
+        except PlaywrightError:
+            return None
+        start = parse_window_start(raw)
+        if not slug or start is None:
+            return None
+        return slug, start
+
+    def ask(self, side: str) -> float | None:
+        loc = self.in_card("outcome_price", side=SIDE_LABEL[side]).first
+        try:
+            if loc.count() == 0:
+                return None
+            return parse_cents(loc.text_content(timeout=QUICK_MS))
+        except PlaywrightError:
+            return None
+
+    def asks(self) -> tuple[float | None, float | None]:
+        return self.ask("UP"), self.ask("DOWN")
+
+    def missing_selectors(self) -> list[tuple[str, str]]:
+        """Required card/page selectors that match nothing now: [(key, selector)]."""
+        missing: list[tuple[str, str]] = []
+        root = fill(self.site.card["root"], asset=self.asset)
+        if _count(self.page.locator(root)) == 0:
+            return [("card.root", root)]
+        for key in ("outcome_button", "outcome_price"):
+            for side in ("Up", "Down"):
+                if _count(self.in_card(key, side=side)) == 0:
+                    missing.append((f"card.{key}", fill(self.site.card[key], side=side)))
+        if _count(self.in_card("amount_input")) == 0:
+            missing.append(("card.amount_input", self.site.card["amount_input"]))
+        if _count(self.page_loc("orders_panel")) == 0:
+            missing.append(("page.orders_panel", self.site.page["orders_panel"]))
+        return missing
+
+    def mark_toasts(self) -> None:
+        """Mark every toast shown now, so `new_toasts` reports only the ones that appear after."""
+        for kind in ("success", "error"):
+            try:
+                self.page_loc(f"toast_{kind}").evaluate_all("els => els.forEach(e => e.dataset.executorSeen = '1')")
+            except PlaywrightError:
+                pass  # no toast layer right now: nothing to mark
+
+    def new_toasts(self, kind: str) -> list[str]:
+        """Texts of the toasts of `kind` that appeared since `mark_toasts`."""
+        try:
+            return self.page_loc(f"toast_{kind}").evaluate_all(
+                "els => els.filter(e => !e.dataset.executorSeen).map(e => (e.textContent || '').trim())")
+        except PlaywrightError:
+            return []
+
+    def order_row(self, slug: str) -> OrderRow | None:
+        loc = self.page_loc("order_row_for_slug", slug=slug)
+        try:
+            if loc.count() == 0:
+                return None
+            row = loc.last
+            attrs = {name: row.get_attribute(attr, timeout=QUICK_MS) for name, attr in self.site.row_attrs.items()}
+        except PlaywrightError:
+            return None
+        return OrderRow(attrs)
+
+    # ---- actions -----------------------------------------------------------------------------
+    def _wait_present(self, loc: Locator, key: str, selector: str, step: str) -> Locator:
+        try:
+            self.waiter.until(lambda: _visible(loc), self.timeout, step, f"{key} to be visible")
+        except StepTimeout:
+            raise SelectorMissing(key, selector) from None
+        return loc.first
+
+    def click_outcome(self, side: str) -> None:
+        label = SIDE_LABEL[side]
+        tab = self.site.card.get("buy_tab")
+        if tab and _visible(self.in_card("buy_tab")):
+            self.in_card("buy_tab").first.click(timeout=self.timeout * 1000)
+        loc = self._wait_present(self.in_card("outcome_button", side=label), "card.outcome_button",
+                                 fill(self.site.card["outcome_button"], side=label), "outcome")
+        loc.click(timeout=self.timeout * 1000)
+
+    def fill_amount(self, amount: float) -> None:
+        loc = self._wait_present(self.in_card("amount_input"), "card.amount_input",
+                                 self.site.card["amount_input"], "amount")
+        loc.fill(f"{amount:.2f}".rstrip("0").rstrip("."), timeout=self.timeout * 1000)
+
+    def submit(self, side: str) -> None:
+        label = SIDE_LABEL[side]
+        loc = self._wait_present(self.in_card("submit_button", side=label), "card.submit_button",
+                                 fill(self.site.card["submit_button"], side=label), "submit")
+        loc.click(timeout=self.timeout * 1000)
+
+
+class WalletPopup:
+    def __init__(self, page: Page, wallet: WalletProfile, waiter: Waiter, step_timeout: float):
+        self.page, self.wallet, self.waiter, self.timeout = page, wallet, waiter, step_timeout
+
+    def any_of(self, key: str) -> Locator:
+        sels = self.wallet.selectors.get(key, [])
+        loc = self.page.locator(sels[0])
+        for s in sels[1:]:
+            loc = loc.or_(self.page.locator(s))
+        return loc.first
+
+    def visible(self, key: str) -> bool:
+        return bool(self.wallet.selectors.get(key)) and _visible(self.any_of(key))
+
+    def wait_ready(self) -> str:
+        """Wait until the popup shows either the unlock form or a request; return 'locked' or 'request'."""
+        def state() -> str | None:
+            if self.visible("unlock_password"):
+                return "locked"
+            if self.visible("confirm") or self.visible("cancel"):
+                return "request"
+            return None
+        return self.waiter.until(state, self.timeout, "popup_ready", "the wallet popup to show a request")
+
+    def unlock(self, password: str) -> None:
+        field = self.any_of("unlock_password")
+        field.fill(password, timeout=self.timeout * 1000)
+        self.any_of("unlock_submit").click(timeout=self.timeout * 1000)
+        self.waiter.until(lambda: not self.visible("unlock_password") and
+                          (self.visible("confirm") or self.visible("cancel")),
+                          self.timeout, "unlock", "the wallet to unlock")
+
+    def clear_password_field(self) -> None:
+        """Before any screenshot of the popup: never capture what was typed."""
+        if self.visible("unlock_password"):
+            try:
+                self.any_of("unlock_password").fill("", timeout=QUICK_MS)
+            except PlaywrightError:
+                pass  # the popup may be gone already; nothing to clear then
+
+    def _text(self, key: str) -> str | None:
+        if not self.visible(key):
+            return None
+        try:
+            return (self.any_of(key).text_content(timeout=QUICK_MS) or "").strip() or None
+        except PlaywrightError:
+            return None
+
+    def read_request(self) -> WalletRequest:
+        fields: dict[str, str] = {}
+        for canonical, name in self.wallet.fields.items():
+            row = self.page.locator(fill(self.wallet.data_row, field=name))
+            try:
+                if row.count() == 0:
+                    continue
+                value = row.first.locator(self.wallet.data_row_value)
+                text = value.first.text_content(timeout=QUICK_MS) if value.count() else row.first.text_content(
+                    timeout=QUICK_MS)
+            except PlaywrightError:
+                continue
+            if text is not None:
+                fields[canonical] = text.strip()
+        return WalletRequest(self._text("origin"), self._text("title"), fields)
+
+    def confirm(self) -> None:
+        if self.visible("scroll_button"):
+            self.any_of("scroll_button").click(timeout=self.timeout * 1000)
+        btn = self.any_of("confirm")
+        self.waiter.until(lambda: _visible(btn) and btn.is_enabled(), self.timeout, "confirm",
+                          "the wallet's confirm button to be enabled")
+        btn.click(timeout=self.timeout * 1000)
+
+    def reject(self) -> None:
+        btn = self.any_of("cancel")
+        self.waiter.until(lambda: _visible(btn), self.timeout, "reject", "the wallet's cancel button")
+        btn.click(timeout=self.timeout * 1000)

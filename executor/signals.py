@@ -1,0 +1,88 @@
+"""signal.json: watched with watchdog (so the executor holds the new value within milliseconds of
+the engine's atomic replace) and read fresh at decision time (core.durable_files.read_json)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
+
+from core.durable_files import read_json
+
+log = logging.getLogger("executor.signals")
+
+
+@dataclass(frozen=True)
+class Held:
+    data: dict | None
+    problem: str | None
+    seen_at: float
+
+
+class SignalWatcher(FileSystemEventHandler):
+    """Keeps the latest value of each asset's signal file; `on_change(asset, held)` is called
+    from the watchdog thread after each change."""
+
+    def __init__(self, paths: dict[str, Path], on_change=None, clock=time.time):
+        super().__init__()
+        self.paths = {a: Path(p).resolve() for a, p in paths.items()}
+        self._by_path = {str(p): a for a, p in self.paths.items()}
+        self._held: dict[str, Held] = {}
+        self._lock = threading.Lock()
+        self.on_change = on_change
+        self.clock = clock
+        self._observer = None
+        for asset in self.paths:
+            self._reload(asset)
+
+    def start(self) -> None:
+        self._observer = Observer()
+        for d in {p.parent for p in self.paths.values()}:
+            d.mkdir(parents=True, exist_ok=True)
+            self._observer.schedule(self, str(d), recursive=False)
+        self._observer.daemon = True
+        self._observer.start()
+
+    def stop(self) -> None:
+        if self._observer is not None:
+            self._observer.stop()
+            self._observer.join(timeout=2)
+            self._observer = None
+
+    def _reload(self, asset: str) -> Held:
+        res = read_json(self.paths[asset])
+        held = Held(res.data, res.problem, self.clock())
+        with self._lock:
+            self._held[asset] = held
+        return held
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        if event.is_directory:
+            return
+        for raw in (getattr(event, "dest_path", None), event.src_path):
+            if not raw:
+                continue
+            path = raw.decode() if isinstance(raw, bytes) else str(raw)
+            asset = self._by_path.get(path) or self._by_path.get(str(Path(path).resolve()))
+            if asset is None:
+                continue
+            held = self._reload(asset)
+            if self.on_change is not None:
+                try:
+                    self.on_change(asset, held)
+                except Exception:  # noqa: BLE001 - a callback bug must not kill the watchdog thread; logged
+                    log.exception("signal change callback failed for %s", asset)
+            return
+
+    def held(self, asset: str) -> Held | None:
+        with self._lock:
+            return self._held.get(asset)
+
+    def read_fresh(self, asset: str) -> Held:
+        """Read the file now (decision time); also refreshes the held value."""
+        return self._reload(asset)

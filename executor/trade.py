@@ -1,0 +1,203 @@
+"""The click-through of one trade, after its `intent` is journaled and fsynced.
+
+outcome button -> amount -> Buy -> wallet popup (unlock, read, guard, confirm | reject) ->
+toast AND orders-panel row. Returns an Outcome: filled, failed, wallet_rejected or unknown.
+`submitted` is journaled by the caller's callback when the wallet's confirm has been clicked.
+Never retries: an order whose outcome is unknown is left for reconciliation from the page.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from playwright.sync_api import BrowserContext, Page
+from playwright.sync_api import Error as PlaywrightError
+
+from executor import wallet_guard
+from executor.pages import Interrupted, MarketPage, SelectorMissing, StepTimeout, Waiter, WalletPopup
+from executor.profiles import WalletProfile
+
+log = logging.getLogger("executor.trade")
+
+# After SIGTERM, how long we keep waiting for the outcome of an order already confirmed.
+STOP_GRACE_S = 4.0
+
+
+@dataclass
+class Outcome:
+    event: str                 # filled | failed | wallet_rejected | unknown
+    reason: str
+    step: str
+    fields: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Order:
+    trade_id: str
+    asset: str
+    window_start: int
+    slug: str
+    side: str
+    amount: float
+    price: float
+
+
+def find_popup(context: BrowserContext, wallet: WalletProfile, exclude: set[int]) -> Page | None:
+    for p in context.pages:
+        if id(p) in exclude or p.is_closed():
+            continue
+        if wallet.is_popup_url(p.url):
+            return p
+    return None
+
+
+class ClickThrough:
+    def __init__(self, context: BrowserContext, market: MarketPage, wallet: WalletProfile, waiter: Waiter,
+                 step_timeout: float, password: str, market_origin: str, tolerance: float,
+                 screenshot: Callable[[str, str, Page | None, WalletPopup | None], None],
+                 on_submitted: Callable[[], None]):
+        self.context, self.market, self.wallet, self.waiter = context, market, wallet, waiter
+        self.timeout, self.password = step_timeout, password
+        self.market_origin, self.tolerance = market_origin, tolerance
+        self.screenshot = screenshot
+        self.on_submitted = on_submitted
+        self.step = "start"
+        self.popup: WalletPopup | None = None
+
+    def run(self, order: Order) -> Outcome:
+        try:
+            return self._run(order)
+        except SelectorMissing as exc:
+            return self._fail(order, "failed", str(exc), {"selector": exc.key})
+        except StepTimeout as exc:
+            if self.step in ("outcome_wait",):
+                return self._fail(order, "unknown", f"{exc}; the order's outcome could not be read")
+            return self._fail(order, "failed", str(exc))
+        except Interrupted as exc:
+            if self.step == "outcome_wait":
+                return self._fail(order, "unknown", f"{exc} (after the wallet confirm)")
+            self._reject_if_open()
+            return self._fail(order, "failed", f"{exc}; abandoned before the wallet confirm, no order placed")
+        except PlaywrightError as exc:
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            if self.step in ("confirm", "outcome_wait"):
+                return self._fail(order, "unknown", f"browser error at step {self.step}: {first}")
+            return self._fail(order, "failed", f"browser error at step {self.step}: {first}")
+
+    def _fail(self, order: Order, event: str, reason: str, extra: dict | None = None) -> Outcome:
+        shot = None
+        try:
+            shot = self.screenshot(order.trade_id, self.step, self.market.page, self.popup)
+        except Exception as exc:  # noqa: BLE001 - a failed screenshot must not hide the trade's outcome
+            log.warning("screenshot for %s at %s failed: %s", order.trade_id, self.step, exc)
+        fields = {"reason": reason, "step": self.step, "screenshot": shot}
+        fields.update(extra or {})
+        return Outcome(event, reason, self.step, fields)
+
+    def _reject_if_open(self) -> None:
+        if self.popup is None or self.popup.page.is_closed():
+            return
+        try:
+            self.popup.reject()
+        except (PlaywrightError, StepTimeout, Interrupted) as exc:
+            log.warning("could not press the wallet's cancel button while abandoning: %s", exc)
+
+    def _run(self, o: Order) -> Outcome:
+        m = self.market
+        self.step = "outcome"
+        m.click_outcome(o.side)
+        self.step = "amount"
+        m.fill_amount(o.amount)
+        before_pages = {id(p) for p in self.context.pages}
+        m.mark_toasts()
+        self.step = "submit"
+        if self.waiter.should_stop():
+            raise Interrupted("stopped before Buy")
+        m.submit(o.side)
+        self.step = "popup"
+        page = self.waiter.until(lambda: find_popup(self.context, self.wallet, before_pages), self.timeout,
+                                 "popup", "the wallet popup to open")
+        self.popup = popup = WalletPopup(page, self.wallet, self.waiter, self.timeout)
+        self.step = "popup_ready"
+        state = popup.wait_ready()
+        if state == "locked":
+            self.step = "unlock"
+            if not self.password:
+                popup_reason = "the wallet is locked and METAMASK_PASSWORD is not set"
+                try:
+                    page.close()
+                except PlaywrightError:
+                    pass  # the popup is gone: no request can be confirmed either way
+                return self._fail(o, "failed", popup_reason)
+            popup.unlock(self.password)
+        self.step = "read_request"
+        request = popup.read_request()
+        why = wallet_guard.check(request, wallet_guard.Intended(o.side, o.amount, o.slug), self.market_origin,
+                                 self.wallet.order_primary_type, self.tolerance)
+        if why:
+            self.step = "reject"
+            popup.reject()
+            return self._fail(o, "wallet_rejected", f"wallet guard: {why}",
+                              {"request": {"origin": request.origin, "title": request.title, **request.fields}})
+        if self.waiter.should_stop():
+            raise Interrupted("stopped before the wallet confirm")
+        self.step = "confirm"
+        popup.confirm()
+        self.on_submitted()
+        self.step = "outcome_wait"
+        return self._await_outcome(o)
+
+    def _await_outcome(self, o: Order) -> Outcome:
+        m = self.market
+        seen: dict = {}
+
+        def settled() -> bool:
+            if "toast" not in seen:
+                errors = m.new_toasts("error")
+                if errors:
+                    seen["toast"], seen["toast_text"] = "error", errors[0]
+                elif m.new_toasts("success"):
+                    seen["toast"] = "success"
+            row = m.order_row(o.slug)
+            if row is not None:
+                seen["row"] = row
+            if seen.get("toast") == "error" and row is None:
+                return True
+            return "row" in seen and "toast" in seen
+
+        t0 = time.monotonic()
+
+        def done_or_stopping() -> bool:
+            if self.waiter.should_stop() and time.monotonic() - t0 > STOP_GRACE_S:
+                raise Interrupted("stopped while waiting for the order's outcome")
+            return settled()
+
+        try:
+            self.waiter.until(done_or_stopping, self.timeout, "outcome_wait", "the order's toast and orders-panel row",
+                              interruptible=False)
+        except StepTimeout:
+            pass  # judged below from what was seen
+        if seen.get("toast") == "error" and "row" not in seen:
+            return self._fail(o, "failed", f"venue rejected the order: {seen.get('toast_text') or 'error toast'}")
+        row = seen.get("row")
+        if row is not None:
+            status = (row.get("status") or "").lower()
+            if status in ("rejected", "failed", "cancelled", "canceled"):
+                return self._fail(o, "failed", f"orders panel shows the order as {status}")
+            return Outcome("filled", "order accepted", self.step, row_fields(row, o, toast=seen.get("toast")))
+        return self._fail(o, "unknown", "no toast and no orders-panel row within "
+                          f"{self.timeout:g}s after the wallet confirm; left for reconciliation")
+
+
+def row_fields(row, o: Order, toast: str | None = None) -> dict:
+    amount = row.number("amount")
+    return {
+        "order_id": row.get("id"), "side": (row.get("side") or o.side).upper(),
+        "amount": amount if amount is not None else o.amount,
+        "price": row.number("price") if row.number("price") is not None else o.price,
+        "shares": row.number("shares"), "fee": row.number("fee"), "status": row.get("status"),
+        "toast": toast,
+    }

@@ -1,0 +1,250 @@
+"""`python -m monitor COMMAND`: the Python half of supervisor.sh (see monitor/__init__.py).
+
+Exit codes: 0 ok; 1 refused or failed (message on stderr); 2 bad configuration, nothing started;
+3 (status) something is not running.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import logging
+import os
+import signal
+import sys
+import time
+
+from core.config import EXIT_CONFIG, Config, ConfigError, load_config
+
+from .preflight import PreflightError, preflight
+from .settings import SettingsError, children_for, knobs_from_env, paths_of
+
+
+def _err(msg: str) -> None:
+    print(msg, file=sys.stderr)
+
+
+def _cfg(lenient: bool = False) -> Config:
+    """The config. `lenient` (stop, status, down/up, paths: commands that never trade) accepts a
+    MODE=live .env whose confirmation came from `start --live` and so is not in this environment."""
+    env = {**os.environ, "LIVE_CONFIRM": "I_UNDERSTAND"} if lenient else None
+    try:
+        return load_config(env)
+    except ConfigError as exc:
+        _err(str(exc))
+        raise SystemExit(EXIT_CONFIG) from None
+
+
+def _specs(cfg: Config):
+    try:
+        return children_for(cfg)
+    except SettingsError as exc:
+        _err(f"supervisor: {exc}")
+        raise SystemExit(EXIT_CONFIG) from None
+
+
+def _knobs():
+    try:
+        return knobs_from_env()
+    except SettingsError as exc:
+        _err(f"supervisor: {exc}")
+        raise SystemExit(EXIT_CONFIG) from None
+
+
+def cmd_preflight(_a) -> int:
+    try:
+        cfg = preflight(note=_err)
+    except PreflightError as exc:
+        _err(str(exc))
+        return EXIT_CONFIG
+    # Two lines for supervisor.sh: where the state and the logs live.
+    print(cfg.state_dir)
+    print(cfg.log_dir)
+    return 0
+
+
+def cmd_paths(_a) -> int:
+    cfg = _cfg(lenient=True)
+    print(cfg.state_dir)
+    print(cfg.log_dir)
+    return 0
+
+
+def cmd_leftovers(_a) -> int:
+    from .supervise import leftover_children
+
+    cfg = _cfg(lenient=True)
+    left = leftover_children(paths_of(cfg))
+    if left:
+        names = ", ".join(f"{n} (pid {p})" for n, p in left)
+        _err(f"supervisor: the monitor is gone but {names} still run; ./supervisor.sh restart stops them and"
+             " starts afresh (or ./supervisor.sh stop)")
+        return 1
+    return 0
+
+
+def _setup_logging(foreground: bool, log_path) -> None:
+    fmt = logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%dT%H:%M:%S")
+    fmt.converter = time.gmtime
+    root = logging.getLogger()
+    root.setLevel(logging.INFO)
+    h = logging.StreamHandler(sys.stderr)
+    h.setFormatter(fmt)
+    root.addHandler(h)
+    if foreground:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        fh = logging.FileHandler(log_path)
+        fh.setFormatter(fmt)
+        root.addHandler(fh)
+
+
+def cmd_run(a) -> int:
+    from .supervise import Monitor
+
+    cfg = _cfg()
+    paths = paths_of(cfg)
+    knobs = _knobs()
+    specs = _specs(cfg)
+    _setup_logging(a.foreground, paths.log_file("monitor"))
+    if not a.foreground:
+        try:
+            os.setsid()  # detached: no terminal, no SIGHUP when the shell that started us exits
+        except PermissionError:
+            pass  # already a session leader (started through setsid(1)): nothing to do
+    paths.state_dir.mkdir(parents=True, exist_ok=True)
+    if a.lock_fd is not None:
+        lock_fd = a.lock_fd
+    else:
+        lock_fd = os.open(paths.lock_file, os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        # Inherited from supervisor.sh: the same open file, so this succeeds and keeps it locked.
+        fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        logging.getLogger("monitor").error("monitor: another monitor holds %s; exiting", paths.lock_file)
+        return 1
+    mon = Monitor(cfg, specs, knobs, paths)
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, mon.request_shutdown)
+    return mon.run()
+
+
+def cmd_started(a) -> int:
+    """Wait until the monitor has started every child (or given up on one), then print the screen."""
+    from core.durable_files import read_json
+
+    cfg = _cfg(lenient=True)
+    paths = paths_of(cfg)
+    from .procs import is_zombie, start_time
+
+    deadline = time.monotonic() + a.timeout
+    doc = None
+    while time.monotonic() < deadline:
+        res = read_json(paths.status_file)
+        doc = res.data if res.ok and res.data and res.data.get("monitor", {}).get("pid") == a.pid else None
+        if doc and doc.get("monitor", {}).get("state") == "running" \
+                and all(c.get("state") != "waiting" for c in doc.get("children", {}).values()):
+            break
+        doc = None
+        if start_time(a.pid) is None or is_zombie(a.pid):
+            _err(f"supervisor: the monitor exited during start; see {paths.log_file('monitor')}")
+            return 1
+        time.sleep(0.1)
+    if not doc:
+        _err(f"supervisor: the monitor did not report within {a.timeout:.0f} s; see {paths.log_file('monitor')}")
+        return 1
+    kids = doc.get("children", {})
+    print(f"supervisor: started in {cfg.mode} mode (monitor pid {a.pid}, log {paths.log_file('monitor')})")
+    print(f"  market      {cfg.market_url}")
+    for name in doc.get("order", []):
+        c = kids.get(name, {})
+        state = c.get("state")
+        where = f"pid {c.get('pid')}" if c.get("pid") else state
+        print(f"  {name:<14} {where:<12} log {paths.log_file(name)}")
+    print("watch it:")
+    print("  ./supervisor.sh status           processes, current signal, last trade (--json for scripts)")
+    print(f"  watch -n1 cat {cfg.signal_path}")
+    print(f"  tail -f {cfg.trades_path}")
+    print("  ./supervisor.sh logs [name]      follow the logs;  ./supervisor.sh stop  stops everything")
+    bad = [n for n, c in kids.items() if c.get("state") in ("FATAL", "backoff")]
+    if bad:
+        print(f"warning: {', '.join(bad)} failed to start and will be retried; see ./supervisor.sh status")
+    return 0
+
+
+def cmd_stop(_a) -> int:
+    from .stop import stop_all
+
+    cfg = _cfg(lenient=True)
+    return stop_all(paths_of(cfg), _knobs())
+
+
+def cmd_status(a) -> int:
+    from .status import main_status
+
+    cfg = _cfg(lenient=True)
+    return main_status(cfg, paths_of(cfg), _specs(cfg), a.json)
+
+
+def cmd_down(a) -> int:
+    cfg = _cfg(lenient=True)
+    paths = paths_of(cfg)
+    names = [s.name for s in _specs(cfg)]
+    if a.name not in names:
+        _err(f"supervisor: no process named {a.name!r} (known: {', '.join(names)})")
+        return 1
+    f = paths.down_file(a.name)
+    if a.command == "down":
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_text("held down by ./supervisor.sh down\n")
+        print(f"{a.name}: held down ({f}); the monitor stops it within a second; ./supervisor.sh up {a.name}")
+    else:
+        try:
+            f.unlink()
+            print(f"{a.name}: released; the monitor starts it within a second")
+        except FileNotFoundError:
+            print(f"{a.name}: was not held down")
+    return 0
+
+
+def cmd_doctor(_a) -> int:
+    from .doctor import doctor
+
+    return doctor()
+
+
+def cmd_login(_a) -> int:
+    from .login import login
+
+    return login()
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m monitor")
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("preflight").set_defaults(fn=cmd_preflight)
+    sub.add_parser("leftovers").set_defaults(fn=cmd_leftovers)
+    sub.add_parser("paths").set_defaults(fn=cmd_paths)
+    r = sub.add_parser("run")
+    r.add_argument("--foreground", action="store_true")
+    r.add_argument("--lock-fd", type=int)
+    r.set_defaults(fn=cmd_run)
+    s = sub.add_parser("started")
+    s.add_argument("--pid", type=int, required=True)
+    s.add_argument("--timeout", type=float, default=30.0)
+    s.set_defaults(fn=cmd_started)
+    sub.add_parser("stop").set_defaults(fn=cmd_stop)
+    st = sub.add_parser("status")
+    st.add_argument("--json", action="store_true")
+    st.set_defaults(fn=cmd_status)
+    for verb in ("down", "up"):
+        d = sub.add_parser(verb)
+        d.add_argument("name")
+        d.set_defaults(fn=cmd_down)
+    sub.add_parser("doctor").set_defaults(fn=cmd_doctor)
+    sub.add_parser("login").set_defaults(fn=cmd_login)
+    a = p.parse_args(argv)
+    return a.fn(a)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,156 @@
+"""`doctor`: is this machine ready? Config, browser, profile and .env permissions, the page's selectors.
+
+Each check prints one line, OK / WARN / FAIL, with what to do. Exit 0 when nothing FAILed.
+The selector check runs `python -m executor --probe` (it trades nothing); in demo it starts a
+temporary replica when none is listening. While the supervisor runs, the executor's browser holds
+the profile, so the probe then uses a throw-away profile (logged-in-only selectors may differ).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from core.browser_discovery import find_browser
+from core.config import REPO_ROOT, Config
+
+from .preflight import PreflightError, preflight
+from .settings import paths_of
+from .stop import lock_held
+
+PROBE_TIMEOUT_S = 180.0
+REPLICA_WAIT_S = 20.0
+
+
+class Report:
+    def __init__(self) -> None:
+        self.failed = 0
+
+    def line(self, level: str, what: str, text: str) -> None:
+        if level == "FAIL":
+            self.failed += 1
+        print(f"{level:<5} {what:<10} {text}", flush=True)
+
+
+def _port_open(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1.0):
+            return True
+    except OSError:
+        return False
+
+
+def _perm_check(rep: Report, what: str, path: Path, want_private: bool) -> None:
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if want_private and mode & 0o077:
+        rep.line("WARN", what, f"{path} is accessible to other users (mode {mode:o}): chmod 700 {path}")
+    else:
+        rep.line("OK", what, f"{path} (mode {mode:o})")
+
+
+def _browser(rep: Report, cfg: Config) -> str | None:
+    exe = cfg.browser_path or find_browser()
+    if not exe:
+        rep.line("FAIL", "browser", "no Chrome/Chromium found: install chromium (or Chrome) or set BROWSER_PATH")
+        return None
+    try:
+        out = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=20)
+        version = (out.stdout or out.stderr).strip().splitlines()[0] if (out.stdout or out.stderr).strip() else "?"
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        rep.line("FAIL", "browser", f"{exe} does not run ({type(exc).__name__}): reinstall it or set BROWSER_PATH")
+        return None
+    rep.line("OK", "browser", f"{exe} ({version})")
+    return exe
+
+
+def _probe(rep: Report, cfg: Config) -> None:
+    env = dict(os.environ)
+    if cfg.mode == "live":
+        env["LIVE_CONFIRM"] = "I_UNDERSTAND"  # the probe trades nothing; it only loads the page
+    replica = None
+    tmp = None
+    try:
+        if lock_held(paths_of(cfg)):
+            tmp = tempfile.mkdtemp(prefix="doctor-profile-")
+            env["PROFILE_DIR"] = tmp
+            rep.line("NOTE", "probe", "the supervisor is running (its browser holds the profile): probing with a"
+                     " throw-away profile")
+        if cfg.mode == "demo" and not _port_open(cfg.replica_port):
+            state = Path(tempfile.mkdtemp(prefix="doctor-replica-"))
+            replica = subprocess.Popen(
+                [sys.executable, "-m", "replica", "--port", str(cfg.replica_port), "--wallet-port",
+                 str(cfg.replica_wallet_port), "--window-seconds", str(cfg.window_seconds), "--state-file",
+                 str(state / "replica.json"), "--heartbeat", str(state / "heartbeat")],
+                cwd=REPO_ROOT, env={**env, "REPLICA_WALLET_PASSWORD": "demo-password"},
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+            deadline = time.monotonic() + REPLICA_WAIT_S
+            while not _port_open(cfg.replica_port):
+                if replica.poll() is not None or time.monotonic() > deadline:
+                    rep.line("FAIL", "probe", f"could not start a temporary replica on port {cfg.replica_port}")
+                    return
+                time.sleep(0.2)
+        print(f"----- python -m executor --probe ({cfg.market_url})", flush=True)
+        try:
+            r = subprocess.run([sys.executable, "-m", "executor", "--probe"], cwd=REPO_ROOT, env=env,
+                               timeout=PROBE_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            rep.line("FAIL", "probe", f"the probe did not finish within {PROBE_TIMEOUT_S:.0f} s")
+            return
+        print("-----", flush=True)
+        if r.returncode == 0:
+            rep.line("OK", "probe", "every required selector matches on the market page")
+        else:
+            rep.line("FAIL", "probe", f"exit code {r.returncode}: see the lines above; fix the selectors in"
+                     f" {cfg.site_profile_path} (or log in with ./supervisor.sh login)")
+    finally:
+        if replica is not None and replica.poll() is None:
+            os.killpg(replica.pid, 15)
+            try:
+                replica.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(replica.pid, 9)
+                replica.wait(timeout=10)
+        if tmp:
+            import shutil
+
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def doctor() -> int:
+    rep = Report()
+    notes: list[str] = []
+    try:
+        # doctor trades nothing: a MODE=live .env is checked as if confirmed (start --live asks).
+        cfg = preflight({**os.environ, "LIVE_CONFIRM": "I_UNDERSTAND"}, note=notes.append)
+    except PreflightError as exc:
+        rep.line("FAIL", "config", str(exc).replace("; nothing started", ""))
+        return 1
+    rep.line("OK", "config", f"mode {cfg.mode}, market {cfg.market_url}, assets {','.join(cfg.assets)}")
+    for n in notes:
+        rep.line("WARN" if n.startswith("warning") else "NOTE", "config",
+                 n.removeprefix("warning: ").removeprefix("config: "))
+    from .preflight import dotenv_file
+
+    env_path, _explicit = dotenv_file(os.environ)
+    if env_path.exists():
+        mode = stat.S_IMODE(env_path.stat().st_mode)
+        if not mode & 0o044:
+            rep.line("OK", ".env", f"{env_path} (mode {mode:o}, private)")
+    if cfg.mode == "live":
+        rep.line("NOTE", "live", "MODE=live: ./supervisor.sh start --live asks for the confirmation phrase")
+    exe = _browser(rep, cfg)
+    prof = cfg.browser_profile_path
+    if prof.exists():
+        _perm_check(rep, "profile", prof, want_private=True)
+    else:
+        rep.line("NOTE", "profile", f"{prof} does not exist yet; created (mode 700) on first start or by login")
+    if exe:
+        _probe(rep, cfg)
+    print("doctor: " + ("all checks passed" if not rep.failed else f"{rep.failed} check(s) FAILED"))
+    return 0 if not rep.failed else 1

@@ -1,0 +1,190 @@
+"""What the monitor supervises and how: child specs and timing knobs.
+
+The children come from the validated `Config` (demo: replica, signal engine, executor; paper and
+live: signal engine, executor). `SUPERVISOR_CHILDREN_FILE` may name a JSON file replacing them
+(used by the tests to run small stub processes, and handy for a custom set-up):
+
+    {"children": [{"name": "a", "argv": ["{python}", "stub.py", "--beat", "{state_dir}/heartbeat/a"],
+                   "heartbeat": ["{state_dir}/heartbeat/a"], "stale_after": 5, "env": {"X": "1"}}]}
+
+Timing knobs are environment variables (defaults in brackets), all in seconds unless said:
+SUPERVISOR_BACKOFF_BASE [1], SUPERVISOR_BACKOFF_MAX [60], SUPERVISOR_MIN_UPTIME [5] (a child that
+dies sooner counts as a failed start), SUPERVISOR_MAX_FAILS [5] (failed starts in a row before
+FATAL), SUPERVISOR_STOP_TIMEOUT [15] (TERM -> KILL), SUPERVISOR_TICK [0.2],
+SUPERVISOR_STALE_<NAME> (heartbeat limit of one child), SUPERVISOR_LOG_MAX_BYTES [10485760],
+SUPERVISOR_LOG_KEEP [3].
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from core.config import REPO_ROOT, Config
+
+DEMO_WALLET_PASSWORD = "demo-password"  # the replica's wallet: a demo value, not a secret
+
+
+class SettingsError(Exception):
+    """A bad supervisor knob or children file; the message is safe to print."""
+
+
+@dataclass(frozen=True)
+class ChildSpec:
+    name: str
+    argv: tuple[str, ...]
+    heartbeat: tuple[Path, ...]  # freshest of these files is the child's heartbeat
+    stale_after: float  # seconds without a beat before the child counts as hung
+    env: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Knobs:
+    backoff_base: float = 1.0
+    backoff_max: float = 60.0
+    min_uptime: float = 5.0
+    max_fails: int = 5
+    stop_timeout: float = 15.0
+    tick: float = 0.2
+    log_max_bytes: int = 10 * 1024 * 1024
+    log_keep: int = 3
+
+    def backoff(self, failures: int) -> float:
+        """1, 2, 4 ... capped: the wait before the next start after `failures` failed starts in a row."""
+        return min(self.backoff_max, self.backoff_base * (2 ** max(0, failures - 1)))
+
+
+@dataclass(frozen=True)
+class Paths:
+    state_dir: Path
+    log_dir: Path
+
+    @property
+    def pid_dir(self) -> Path:
+        return self.state_dir / "pids"
+
+    @property
+    def down_dir(self) -> Path:
+        return self.state_dir / "down"
+
+    @property
+    def status_file(self) -> Path:
+        return self.state_dir / "supervisor.json"
+
+    @property
+    def lock_file(self) -> Path:
+        return self.state_dir / "supervisor.lock"
+
+    def pid_file(self, name: str) -> Path:
+        return self.pid_dir / f"{name}.json"
+
+    def down_file(self, name: str) -> Path:
+        return self.down_dir / name
+
+    def log_file(self, name: str) -> Path:
+        return self.log_dir / f"{name}.log"
+
+
+def paths_of(cfg: Config) -> Paths:
+    return Paths(cfg.state_dir, cfg.log_dir)
+
+
+def _num(env: Mapping[str, str], var: str, default: float, lo: float, integer: bool = False) -> float:
+    raw = env.get(var, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw) if integer else float(raw)
+    except ValueError:
+        raise SettingsError(f"{var} is not a number ({raw!r}); example: {var}={default:g}") from None
+    if value < lo:
+        raise SettingsError(f"{var} must be >= {lo:g} (got {raw}); example: {var}={default:g}")
+    return value
+
+
+def knobs_from_env(env: Mapping[str, str] | None = None) -> Knobs:
+    env = os.environ if env is None else env
+    return Knobs(
+        backoff_base=_num(env, "SUPERVISOR_BACKOFF_BASE", 1.0, 0.01),
+        backoff_max=_num(env, "SUPERVISOR_BACKOFF_MAX", 60.0, 0.01),
+        min_uptime=_num(env, "SUPERVISOR_MIN_UPTIME", 5.0, 0.0),
+        max_fails=int(_num(env, "SUPERVISOR_MAX_FAILS", 5, 1, integer=True)),
+        stop_timeout=_num(env, "SUPERVISOR_STOP_TIMEOUT", 15.0, 0.1),
+        tick=_num(env, "SUPERVISOR_TICK", 0.2, 0.01),
+        log_max_bytes=int(_num(env, "SUPERVISOR_LOG_MAX_BYTES", 10 * 1024 * 1024, 1024, integer=True)),
+        log_keep=int(_num(env, "SUPERVISOR_LOG_KEEP", 3, 1, integer=True)),
+    )
+
+
+def _stale(env: Mapping[str, str], name: str, default: float) -> float:
+    return _num(env, f"SUPERVISOR_STALE_{name.upper()}", default, 0.5)
+
+
+def default_children(cfg: Config, env: Mapping[str, str] | None = None) -> list[ChildSpec]:
+    env = os.environ if env is None else env
+    py = sys.executable
+    hb = cfg.heartbeat_path
+    children: list[ChildSpec] = []
+    password = str(cfg.metamask_password) or DEMO_WALLET_PASSWORD
+    if cfg.mode == "demo":
+        children.append(ChildSpec(
+            "replica",
+            (py, "-m", "replica", "--port", str(cfg.replica_port), "--wallet-port", str(cfg.replica_wallet_port),
+             "--window-seconds", str(cfg.window_seconds), "--state-file", str(cfg.state_dir / "replica.json"),
+             "--heartbeat", str(hb("replica"))),
+            (hb("replica"),), _stale(env, "replica", 30.0),
+            # The replica's wallet unlocks with the same password the executor types (never argv).
+            {"REPLICA_WALLET_PASSWORD": password, "METAMASK_PASSWORD": password}))
+    demo_env = {"METAMASK_PASSWORD": password} if cfg.mode == "demo" else {}
+    children.append(ChildSpec(
+        "signal_engine", (py, "-m", "signal_engine"),
+        (cfg.signal_path, hb("signal_engine")),
+        _stale(env, "signal_engine", max(15.0, 10 * cfg.signal_interval)), demo_env))
+    children.append(ChildSpec(
+        "executor", (py, "-m", "executor"), (hb("executor"),),
+        _stale(env, "executor", max(90.0, 3 * cfg.step_timeout)), demo_env))
+    return children
+
+
+def _expand(text: str, cfg: Config) -> str:
+    return (text.replace("{python}", sys.executable).replace("{state_dir}", str(cfg.state_dir))
+            .replace("{log_dir}", str(cfg.log_dir)).replace("{repo}", str(REPO_ROOT)))
+
+
+def children_from_file(path: Path, cfg: Config, env: Mapping[str, str] | None = None) -> list[ChildSpec]:
+    env = os.environ if env is None else env
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise SettingsError(f"SUPERVISOR_CHILDREN_FILE={path} could not be read: {exc}") from None
+    items = doc.get("children") if isinstance(doc, dict) else None
+    if not isinstance(items, list) or not items:
+        raise SettingsError(f"SUPERVISOR_CHILDREN_FILE={path} must hold {{\"children\": [...]}} with one or more")
+    out: list[ChildSpec] = []
+    for i, item in enumerate(items):
+        try:
+            name = str(item["name"])
+            argv = tuple(_expand(str(a), cfg) for a in item["argv"])
+            beats = tuple(Path(_expand(str(p), cfg)) for p in item.get("heartbeat", []))
+            stale = float(item.get("stale_after", 30))
+            extra = {str(k): _expand(str(v), cfg) for k, v in dict(item.get("env", {})).items()}
+        except (KeyError, TypeError, ValueError) as exc:
+            raise SettingsError(f"SUPERVISOR_CHILDREN_FILE={path}: child #{i} is malformed ({exc!r})") from None
+        if not name.replace("_", "").replace("-", "").isalnum() or not argv:
+            raise SettingsError(f"SUPERVISOR_CHILDREN_FILE={path}: child #{i} needs a plain name and an argv")
+        out.append(ChildSpec(name, argv, beats, _stale(env, name, stale), extra))
+    if len({c.name for c in out}) != len(out):
+        raise SettingsError(f"SUPERVISOR_CHILDREN_FILE={path}: two children share a name")
+    return out
+
+
+def children_for(cfg: Config, env: Mapping[str, str] | None = None) -> list[ChildSpec]:
+    env = os.environ if env is None else env
+    override = env.get("SUPERVISOR_CHILDREN_FILE", "").strip()
+    if override:
+        return children_from_file(Path(override), cfg, env)
+    return default_children(cfg, env)

@@ -1,0 +1,274 @@
+"""`status [--json]`: what runs, the current signal, the executor's last window and trade, risk.
+
+Built from files only (supervisor.json, pid files, signal.json, executor.json, trades.jsonl,
+risk.json), each read tolerantly; process liveness is checked against the pid files, so the
+answer is true even when the monitor itself is gone. Exit 0 when the monitor and every child
+run, 3 otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from core.config import Config
+from core.durable_files import iter_jsonl, read_json
+from core.window_grid import parse_iso_utc, utc_day
+
+from . import pidfiles
+from .settings import ChildSpec, Paths
+
+EXIT_OK, EXIT_DOWN = 0, 3
+TAIL_BYTES = 512 * 1024
+
+
+def _ts(value: Any) -> float | None:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return parse_iso_utc(value)
+        except ValueError:
+            return None
+    return None
+
+
+def _tail_records(path: Path, max_bytes: int = TAIL_BYTES) -> list[dict]:
+    """The last records of a JSONL journal without reading all of a large file."""
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return []
+    if size <= max_bytes:
+        return list(iter_jsonl(path))
+    out = []
+    with open(path, "rb") as fh:
+        fh.seek(size - max_bytes)
+        fh.readline()  # drop the partial first line
+        for raw in fh:
+            try:
+                obj = json.loads(raw)
+            except (ValueError, UnicodeDecodeError):
+                continue  # a torn or corrupt line: the journal readers skip it too
+            if isinstance(obj, dict):
+                out.append(obj)
+    return out
+
+
+def _processes(paths: Paths, specs: list[ChildSpec], doc: dict | None, monitor_alive: bool,
+               now: float) -> dict[str, dict]:
+    names = list(doc.get("order", [])) if doc else []
+    for s in specs:
+        if s.name not in names:
+            names.append(s.name)
+    spec_by = {s.name: s for s in specs}
+    kids = (doc or {}).get("children", {}) if monitor_alive or doc else {}
+    out = {}
+    for name in names:
+        info = dict(kids.get(name, {})) if isinstance(kids.get(name), dict) else {}
+        rec, _problem = pidfiles.read(paths.pid_file(name))
+        alive = rec is not None and rec.ident.alive()
+        state = info.get("state", "stopped")
+        if not monitor_alive:
+            state = "running (unwatched)" if alive else ("FATAL" if state == "FATAL" else
+                                                         "down" if state == "down" else "stopped")
+        elif state == "running" and not alive:
+            state = "restarting"
+        pid = rec.ident.pid if alive and rec else None
+        started = rec.started_at if alive and rec else None
+        beats = [Path(p) for p in info.get("heartbeat", [])] or (list(spec_by[name].heartbeat)
+                                                                 if name in spec_by else [])
+        mtimes = []
+        for p in beats:
+            try:
+                mtimes.append(p.stat().st_mtime)
+            except OSError:
+                continue  # not written yet
+        entry: dict[str, Any] = {
+            "state": state, "pid": pid,
+            "uptime_s": round(now - started, 1) if started else None,
+            "restarts": info.get("restarts", 0), "failed_starts": info.get("failed_starts", 0),
+            "heartbeat_age_s": round(now - max(mtimes), 1) if mtimes and alive else None,
+            "stale_after_s": info.get("stale_after"),
+        }
+        if info.get("next_start_at") and state == "backoff":
+            entry["restart_in_s"] = round(max(0.0, info["next_start_at"] - now), 1)
+        if info.get("last_exit"):
+            entry["last_exit"] = info["last_exit"]
+        if info.get("fatal_reason"):
+            entry["fatal_reason"] = info.get("fatal_reason")
+        if paths.down_file(name).exists():
+            entry["held_down"] = str(paths.down_file(name))
+        out[name] = entry
+    return out
+
+
+def _signal(cfg: Config, now: float) -> dict | None:
+    res = read_json(cfg.signal_path)
+    if not res.ok or not res.data:
+        return {"problem": res.problem, "path": str(cfg.signal_path)}
+    d = res.data
+    ts = _ts(d.get("timestamp"))
+    if ts is None:
+        try:
+            ts = cfg.signal_path.stat().st_mtime
+        except OSError:
+            ts = None
+    return {"direction": d.get("direction"), "confidence": d.get("confidence"), "prob_up": d.get("prob_up"),
+            "asset": d.get("asset"), "price": d.get("price"), "seq": d.get("seq"), "stale": d.get("stale"),
+            "age_s": round(now - ts, 1) if ts is not None else None}
+
+
+def _executor(cfg: Config) -> dict | None:
+    res = read_json(cfg.executor_state_path)
+    if not res.ok or not res.data:
+        return None
+    d = res.data
+    return {k: d.get(k) for k in ("status", "reason", "last_window", "last_trade", "updated", "counters")
+            if d.get(k) is not None}
+
+
+def _trades(cfg: Config, now: float) -> dict:
+    recs = _tail_records(cfg.trades_path)
+    today = utc_day(now)
+    last = recs[-1] if recs else None
+    filled = wins = losses = 0
+    pnl = 0.0
+    for r in recs:
+        ts = _ts(r.get("ts"))
+        if ts is None or utc_day(ts) != today:
+            continue
+        if r.get("event") == "filled":
+            filled += 1
+        elif r.get("event") == "settled":
+            p = r.get("pnl")
+            if isinstance(p, (int, float)):
+                pnl += float(p)
+                if p > 0:
+                    wins += 1
+                elif p < 0:
+                    losses += 1
+    return {"last": last, "today": {"filled": filled, "wins": wins, "losses": losses, "pnl": round(pnl, 4)},
+            "path": str(cfg.trades_path)}
+
+
+def _risk(cfg: Config) -> dict | None:
+    res = read_json(cfg.state_dir / "risk.json")
+    if not res.ok or not res.data:
+        return None if res.problem == "missing" else {"problem": res.problem}
+    d = res.data
+    keep = ("day", "trades_today", "wins", "losses", "pnl_today", "consecutive_losses", "halted",
+            "halt_reason", "halt_kind", "halted_at")
+    return {k: d.get(k) for k in keep if k in d}
+
+
+def build(cfg: Config, paths: Paths, specs: list[ChildSpec], now: float | None = None) -> dict:
+    now = time.time() if now is None else now
+    res = read_json(paths.status_file)
+    doc = res.data if res.ok else None
+    mon, _problem = pidfiles.read(paths.pid_file("monitor"))
+    monitor_alive = mon is not None and mon.ident.alive()
+    if monitor_alive:
+        monitor = {"state": "running", "pid": mon.ident.pid, "uptime_s": round(now - mon.started_at, 1)}
+    elif mon is not None or (doc and doc.get("monitor", {}).get("state") == "running"):
+        monitor = {"state": "gone", "pid": None,
+                   "note": "the monitor is not running: nothing restarts the processes; ./supervisor.sh restart"}
+    else:
+        monitor = {"state": "stopped", "pid": None}
+    procs = _processes(paths, specs, doc, monitor_alive, now)
+    ok = monitor_alive and bool(procs) and all(p["state"] == "running" for p in procs.values())
+    ran = doc if doc and (monitor_alive or doc.get("monitor", {}).get("state") != "running") else {}
+    return {"ok": ok, "mode": ran.get("mode", cfg.mode), "market_url": ran.get("market_url", cfg.market_url),
+            "monitor": monitor, "processes": procs,
+            "signal": _signal(cfg, now), "executor": _executor(cfg), "trades": _trades(cfg, now),
+            "risk": _risk(cfg), "at": now}
+
+
+def _dur(s: float | None) -> str:
+    if s is None:
+        return "-"
+    s = int(s)
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{(s % 3600) // 60:02d}m"
+
+
+def render(st: dict) -> str:
+    lines = [f"mode {st['mode']}   market {st['market_url']}"]
+    m = st["monitor"]
+    if m["state"] == "running":
+        lines.append(f"{'monitor':<14} running   pid {m['pid']:<7} up {_dur(m.get('uptime_s'))}")
+    elif m["state"] == "gone":
+        lines.append(f"{'monitor':<14} GONE      {m['note']}")
+    else:
+        lines.append(f"{'monitor':<14} stopped   (./supervisor.sh start)")
+    for name, p in st["processes"].items():
+        extra = []
+        if p.get("pid"):
+            extra.append(f"pid {p['pid']:<7} up {_dur(p.get('uptime_s'))}")
+        extra.append(f"restarts {p.get('restarts', 0)}")
+        if p.get("heartbeat_age_s") is not None:
+            extra.append(f"heartbeat {p['heartbeat_age_s']:.1f}s ago")
+        if p.get("restart_in_s") is not None:
+            extra.append(f"next start in {p['restart_in_s']:.0f}s (failed starts {p.get('failed_starts', 0)})")
+        if p.get("fatal_reason"):
+            extra.append(("" if p["state"] == "FATAL" else "was FATAL: ") + p["fatal_reason"])
+        if p.get("held_down"):
+            extra.append(f"held down by {p['held_down']}")
+        lines.append(f"{name:<14} {p['state']:<9} " + "  ".join(extra))
+    sig = st.get("signal") or {}
+    if sig.get("problem"):
+        lines.append(f"{'signal':<14} none ({sig['problem']}: {sig.get('path')})")
+    else:
+        prob = sig.get("prob_up")
+        lines.append(f"{'signal':<14} {sig.get('direction')}  confidence {sig.get('confidence')}  prob_up "
+                     f"{prob if prob is None else f'{prob:.3f}'}  age {sig.get('age_s')}s"
+                     f"{'  STALE' if sig.get('stale') else ''}  ({sig.get('asset')}, seq {sig.get('seq')})")
+    ex = st.get("executor")
+    if ex:
+        lw = ex.get("last_window") or {}
+        lines.append(f"{'executor':<14} {ex.get('status')}{' (' + str(ex['reason']) + ')' if ex.get('reason') else ''}"
+                     f"  last window {lw.get('slug', '-')} {lw.get('action', '')}".rstrip())
+    tr = st["trades"]
+    last = tr.get("last")
+    if last:
+        bits = [str(last.get(k)) for k in ("ts", "event", "asset", "side", "amount", "price", "outcome", "pnl")
+                if last.get(k) is not None]
+        lines.append(f"{'last trade':<14} " + " ".join(bits))
+    else:
+        lines.append(f"{'last trade':<14} none yet ({tr['path']})")
+    risk = st.get("risk")
+    today = tr["today"]
+    if risk and "pnl_today" in risk:
+        lines.append(f"{'today':<14} {risk.get('trades_today', 0)} trades, {risk.get('wins', 0)} won, "
+                     f"{risk.get('losses', 0)} lost, P&L {risk.get('pnl_today', 0):+.2f}")
+    else:
+        lines.append(f"{'today':<14} {today['filled']} filled, {today['wins']} won, {today['losses']} lost, "
+                     f"P&L {today['pnl']:+.2f}")
+    if risk:
+        if risk.get("problem"):
+            lines.append(f"{'risk':<14} risk.json unreadable ({risk['problem']})")
+        elif risk.get("halted"):
+            lines.append(f"{'risk':<14} HALTED ({risk.get('halt_kind')}): {risk.get('halt_reason')}"
+                         "  -> ./supervisor.sh resume")
+        else:
+            lines.append(f"{'risk':<14} ok (losing streak {risk.get('consecutive_losses', 0)})")
+    if not st["ok"]:
+        lines.append("status: not everything is running (exit 3)")
+    return "\n".join(lines)
+
+
+def main_status(cfg: Config, paths: Paths, specs: list[ChildSpec], as_json: bool) -> int:
+    st = build(cfg, paths, specs)
+    if as_json:
+        print(json.dumps(st, indent=2, default=str))
+    else:
+        print(render(st))
+    return EXIT_OK if st["ok"] else EXIT_DOWN
+
+
+__all__ = ["build", "main_status", "render"]

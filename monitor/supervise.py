@@ -1,0 +1,369 @@
+"""The monitor: starts the children, restarts them when they exit or hang, stops them all.
+
+One loop, one thread. Each child is a small state machine:
+
+    waiting --start--> running --exit / stale heartbeat / down file--> stopping --all gone-->
+        backoff (1, 2, 4 ... 60 s) --> running ...
+        FATAL   (after MAX_FAILS failed starts in a row: left down, logged, notified)
+        down    (a `down` file holds it down on purpose; removing the file starts it again)
+
+A start "failed" when the child died within MIN_UPTIME seconds, or was killed as hung without
+ever having beaten since it started. Every child runs in its own session and process group;
+processes it starts in groups of their own (Chromium, via Playwright) are recorded from the
+process table every couple of seconds and signalled too, so a stop or a restart leaves no orphan.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from core.config import REPO_ROOT, Config
+from core.durable_files import atomic_write_json, read_json
+
+from . import pidfiles
+from .pidfiles import PidRecord
+from .procs import Ident, descendants, ident_of, process_table, signal_group, signal_members
+from .rotate import rotate_logs
+from .settings import ChildSpec, Knobs, Paths
+
+log = logging.getLogger("monitor")
+
+DESC_REFRESH_S = 2.0  # how often the process tree under each child is recorded
+REAP_GRACE_S = 3.0  # after a child exits: how long its leftovers get before SIGKILL
+STARTUP_GATE_S = 10.0  # initial start: wait this long for a child's first beat before the next
+STATUS_EVERY_S = 5.0
+ROTATE_EVERY_S = 10.0
+
+
+@dataclass
+class Child:
+    spec: ChildSpec
+    state: str = "waiting"  # waiting | running | stopping | backoff | FATAL | down | stopped
+    proc: subprocess.Popen | None = None
+    ident: Ident | None = None
+    started_at: float = 0.0
+    next_start_at: float = 0.0
+    failures: int = 0  # failed starts in a row
+    restarts: int = 0
+    starts: int = 0
+    desc: list[Ident] = field(default_factory=list)
+    stop_reason: str = ""
+    kill_at: float = 0.0
+    exit_code: int | None = None
+    last_exit: dict | None = None
+    fatal_reason: str | None = None
+    termed_leftovers: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def last_beat(self) -> float | None:
+        best = None
+        for p in self.spec.heartbeat:
+            try:
+                m = p.stat().st_mtime
+            except OSError:
+                continue  # not written yet (or being replaced): another file may still count
+            best = m if best is None or m > best else best
+        return best
+
+    def beat_since_start(self) -> bool:
+        b = self.last_beat()
+        return b is not None and b >= self.started_at - 0.5
+
+    def heartbeat_age(self, now: float) -> float | None:
+        if not self.spec.heartbeat:
+            return None
+        b = self.last_beat()
+        ref = self.started_at if b is None else max(b, self.started_at)
+        return max(0.0, now - ref)
+
+
+def _notify(cfg: Config, event: str, text: str) -> None:
+    """Tell the user through risk.notify when that package exists (built separately); never raise."""
+    try:
+        from risk.notify import Notifier  # noqa: PLC0415 - optional dependency
+    except ImportError:
+        log.info("notification not sent (no risk.notify module): %s", text)
+        return
+    try:
+        n = Notifier(cfg)
+        n.send(event, text)
+        n.close(timeout=5.0)
+    except Exception as exc:  # noqa: BLE001 - a notification failure must never stop the monitor
+        log.warning("notification %r failed (%s); the monitor carries on", event, type(exc).__name__)
+
+
+class Monitor:
+    def __init__(self, cfg: Config, specs: list[ChildSpec], knobs: Knobs, paths: Paths,
+                 clock=time.time, base_env: dict[str, str] | None = None):
+        self.cfg, self.knobs, self.paths, self.clock = cfg, knobs, paths, clock
+        self.children = [Child(s) for s in specs]
+        self.base_env = dict(os.environ if base_env is None else base_env)
+        self.shutdown_requested = False
+        self.started_at = clock()
+        self.initial_phase = True
+        self._last_desc = 0.0
+        self._last_status = 0.0
+        self._last_rotate = 0.0
+        self._status_cache: dict | None = None
+        self.ident = ident_of(os.getpid())
+
+    # ---- starting -----------------------------------------------------------------
+    def _spawn(self, c: Child) -> None:
+        now = self.clock()
+        self.paths.log_dir.mkdir(parents=True, exist_ok=True)
+        env = dict(self.base_env)
+        env.update(c.spec.env)
+        env["SUPERVISED_BY"] = str(os.getpid())
+        fd = os.open(self.paths.log_file(c.name), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, f"---- supervisor: starting {c.name} (start #{c.starts + 1}) at "
+                         f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(now))}\n".encode())
+            proc = subprocess.Popen(list(c.spec.argv), cwd=str(REPO_ROOT), env=env, stdin=subprocess.DEVNULL,
+                                    stdout=fd, stderr=fd, start_new_session=True, close_fds=True)
+        except OSError as exc:
+            os.close(fd)
+            log.error("%s: could not start %s: %s", c.name, c.spec.argv[0], exc)
+            c.started_at, c.exit_code = now, None
+            self._exited(c, now, f"could not start: {exc.strerror or exc}")
+            return
+        os.close(fd)
+        ident = ident_of(proc.pid) or Ident(proc.pid, "unknown", proc.pid)
+        c.proc, c.ident, c.started_at, c.desc = proc, ident, now, []
+        c.state, c.stop_reason, c.exit_code = "running", "", None
+        if c.starts:
+            c.restarts += 1
+        c.starts += 1
+        self._write_pid(c)
+        log.info("%s: started pid %d (start #%d)", c.name, proc.pid, c.starts)
+
+    def _write_pid(self, c: Child) -> None:
+        if c.ident is None:
+            return
+        pidfiles.write(self.paths.pid_file(c.name),
+                       PidRecord(c.name, c.ident, list(c.spec.argv), c.started_at, c.desc))
+
+    # ---- stopping -----------------------------------------------------------------
+    def _begin_stop(self, c: Child, reason: str, now: float, timeout: float | None = None) -> None:
+        self._refresh_desc([c])
+        c.state, c.stop_reason = "stopping", reason
+        c.kill_at = now + (self.knobs.stop_timeout if timeout is None else timeout)
+        if c.ident is not None:
+            # CONT after TERM: a stopped (SIGSTOP) process must run to act on the TERM.
+            signal_group(c.ident, signal.SIGTERM)
+            signal_group(c.ident, signal.SIGCONT)
+
+    def _poll_exit(self, c: Child) -> bool:
+        if c.proc is None:
+            return True
+        if c.exit_code is None:
+            rc = c.proc.poll()
+            if rc is None:
+                return False
+            c.exit_code = rc
+        return True
+
+    def _leftovers(self, c: Child) -> list[Ident]:
+        return [d for d in c.desc if d.alive()] + ([c.ident] if c.ident and c.ident.alive() else [])
+
+    def _step_stopping(self, c: Child, now: float) -> None:
+        exited = self._poll_exit(c)
+        left = [d for d in c.desc if d.alive()]
+        group_alive = c.ident is not None and c.ident.alive()
+        if exited and not left and not group_alive:
+            self._finish_stop(c, now)
+            return
+        if exited and c.kill_at > now + REAP_GRACE_S:
+            c.kill_at = now + REAP_GRACE_S  # the leader is gone: its leftovers get a short grace only
+        if exited and left and not c.termed_leftovers:
+            signal_members(left, signal.SIGTERM)
+            signal_members(left, signal.SIGCONT)
+            c.termed_leftovers = True
+        if now >= c.kill_at:
+            log.warning("%s: still running %.1f s after TERM; sending KILL to its process group%s", c.name,
+                        now - (c.kill_at - self.knobs.stop_timeout), " and leftovers" if left else "")
+            if c.ident is not None:
+                signal_group(c.ident, signal.SIGKILL)
+            signal_members(left, signal.SIGKILL)
+            c.kill_at = now + 1.0
+
+    def _finish_stop(self, c: Child, now: float) -> None:
+        c.termed_leftovers = False
+        reason = c.stop_reason
+        pidfiles.remove(self.paths.pid_file(c.name))
+        code = c.exit_code
+        c.proc, c.desc = None, []
+        if reason in ("down", "shutdown"):
+            c.state = "down" if reason == "down" else "stopped"
+            c.last_exit = {"code": code, "at": now, "reason": reason}
+            log.info("%s: stopped (%s, exit code %s)", c.name, reason, code)
+            return
+        self._exited(c, now, reason)
+
+    def _exited(self, c: Child, now: float, reason: str) -> None:
+        uptime = now - c.started_at
+        hung = reason.startswith("hung")
+        failed = uptime < self.knobs.min_uptime or (hung and not c.beat_since_start()) \
+            or reason.startswith("could not start")
+        c.failures = c.failures + 1 if failed else 0
+        c.last_exit = {"code": c.exit_code, "at": now, "reason": reason, "uptime": round(uptime, 2)}
+        if c.failures >= self.knobs.max_fails:
+            c.state = "FATAL"
+            c.fatal_reason = (f"{c.failures} failed starts in a row (last: {reason} after {uptime:.1f} s);"
+                              f" left down, see {self.paths.log_file(c.name)}")
+            log.error("%s: FATAL: %s. The other processes carry on; ./supervisor.sh restart retries it.",
+                      c.name, c.fatal_reason)
+            _notify(self.cfg, "fatal", f"{c.name} FATAL: {c.fatal_reason}")
+            return
+        delay = self.knobs.backoff(max(1, c.failures))
+        c.state, c.next_start_at = "backoff", now + delay
+        log.warning("%s: %s after %.1f s%s; restarting in %g s", c.name, reason, uptime,
+                    f" (failed start {c.failures}/{self.knobs.max_fails})" if failed else "", delay)
+
+    # ---- watching -----------------------------------------------------------------
+    def _refresh_desc(self, kids: list[Child]) -> None:
+        table = process_table()
+        for c in kids:
+            if c.ident is None or c.proc is None:
+                continue
+            known = {(d.pid, d.start) for d in c.desc}
+            fresh = [d for d in descendants(c.ident.pid, table) if (d.pid, d.start) not in known]
+            kept = [d for d in c.desc if d.alive()]
+            if fresh or len(kept) != len(c.desc):
+                c.desc = kept + fresh
+                self._write_pid(c)
+
+    def _down(self, c: Child) -> bool:
+        return self.paths.down_file(c.name).exists()
+
+    def tick(self) -> None:
+        now = self.clock()
+        if now - self._last_desc >= DESC_REFRESH_S:
+            self._last_desc = now
+            self._refresh_desc([c for c in self.children if c.state == "running"])
+        gate_closed = False
+        for c in self.children:
+            if c.state == "running":
+                if self._poll_exit(c):
+                    self._begin_stop(c, f"exited with code {c.exit_code}", now, REAP_GRACE_S)
+                    self._step_stopping(c, now)
+                elif self._down(c):
+                    log.info("%s: down file present; stopping it", c.name)
+                    self._begin_stop(c, "down", now)
+                else:
+                    age = c.heartbeat_age(now)
+                    if age is not None and age > c.spec.stale_after:
+                        log.warning("%s: hung: no heartbeat for %.1f s (limit %g s); killing it", c.name, age,
+                                    c.spec.stale_after)
+                        self._begin_stop(c, f"hung (no heartbeat for {age:.0f} s)", now, REAP_GRACE_S)
+                    elif self.initial_phase and not c.beat_since_start() and c.spec.heartbeat \
+                            and now - c.started_at < STARTUP_GATE_S:
+                        gate_closed = True
+            elif c.state == "stopping":
+                self._step_stopping(c, now)
+            elif c.state in ("waiting", "backoff"):
+                if self._down(c):
+                    c.state = "down"
+                    log.info("%s: held down by %s", c.name, self.paths.down_file(c.name))
+                elif now >= c.next_start_at and not gate_closed:
+                    self._spawn(c)
+                    gate_closed = self.initial_phase and bool(c.spec.heartbeat) and c.state == "running"
+            elif c.state == "down":
+                if not self._down(c):
+                    log.info("%s: down file removed; starting it", c.name)
+                    c.state, c.failures, c.next_start_at = "waiting", 0, now
+            if c.state == "waiting" and self.initial_phase:
+                gate_closed = True
+        if self.initial_phase and all(c.state != "waiting" for c in self.children) and not gate_closed:
+            self.initial_phase = False
+        if now - self._last_rotate >= ROTATE_EVERY_S:
+            self._last_rotate = now
+            rotate_logs(self.paths.log_dir, self.knobs.log_max_bytes, self.knobs.log_keep)
+        self.write_status(now)
+
+    # ---- status -------------------------------------------------------------------
+    def status_doc(self, now: float, monitor_state: str = "running") -> dict:
+        kids = {}
+        for c in self.children:
+            kids[c.name] = {
+                "state": c.state, "pid": c.ident.pid if c.ident and c.state in ("running", "stopping") else None,
+                "started_at": c.started_at or None, "restarts": c.restarts, "failed_starts": c.failures,
+                "next_start_at": c.next_start_at if c.state == "backoff" else None,
+                "last_exit": c.last_exit, "fatal_reason": c.fatal_reason,
+                "heartbeat": [str(p) for p in c.spec.heartbeat], "stale_after": c.spec.stale_after,
+            }
+        return {"monitor": {"pid": os.getpid(), "state": monitor_state, "started_at": self.started_at},
+                "mode": self.cfg.mode, "market_url": self.cfg.market_url,
+                "order": [c.name for c in self.children], "children": kids}
+
+    def write_status(self, now: float, monitor_state: str = "running", force: bool = False) -> None:
+        doc = self.status_doc(now, monitor_state)
+        if force or doc != self._status_cache or now - self._last_status >= STATUS_EVERY_S:
+            doc["updated_at"] = now
+            atomic_write_json(self.paths.status_file, doc)
+            doc.pop("updated_at")
+            self._status_cache, self._last_status = doc, now
+
+    # ---- lifetime -----------------------------------------------------------------
+    def request_shutdown(self, signum: int, _frame=None) -> None:
+        if not self.shutdown_requested:
+            log.info("monitor: %s received; stopping every child", signal.Signals(signum).name)
+        self.shutdown_requested = True
+
+    def run(self) -> int:
+        self.paths.pid_dir.mkdir(parents=True, exist_ok=True)
+        if self.ident:
+            pidfiles.write(self.paths.pid_file("monitor"), PidRecord("monitor", self.ident, [], self.started_at))
+        log.info("monitor: pid %d supervising %s (mode %s)", os.getpid(),
+                 ", ".join(c.name for c in self.children), self.cfg.mode)
+        try:
+            while not self.shutdown_requested:
+                self.tick()
+                time.sleep(self.knobs.tick)
+        finally:
+            self.shutdown()
+        return 0
+
+    def shutdown(self) -> None:
+        """TERM each child's group in reverse start order, wait, KILL; then clear our pid files."""
+        for c in reversed(self.children):
+            if c.state in ("running", "stopping"):
+                self._begin_stop(c, "shutdown", self.clock())
+                while c.state == "stopping":
+                    self._step_stopping(c, self.clock())
+                    if c.state == "stopping":
+                        time.sleep(0.05)
+            elif c.state != "down":
+                c.state = "stopped"  # a FATAL child keeps its fatal_reason in the status file
+        self.write_status(self.clock(), "stopped", force=True)
+        pidfiles.remove(self.paths.pid_file("monitor"))
+        log.info("monitor: every child stopped; exiting")
+
+
+def leftover_children(paths: Paths) -> list[tuple[str, int]]:
+    """Children from an earlier run still alive (their monitor is gone): (name, pid)."""
+    out = []
+    if not paths.pid_dir.is_dir():
+        return out
+    for f in sorted(paths.pid_dir.glob("*.json")):
+        rec, _problem = pidfiles.read(f)
+        if rec and rec.name != "monitor" and rec.ident.alive():
+            out.append((rec.name, rec.ident.pid))
+    return out
+
+
+def read_status(paths: Paths) -> dict | None:
+    res = read_json(paths.status_file)
+    return res.data if res.ok else None
+
+
+def status_path(paths: Paths) -> Path:
+    return paths.status_file

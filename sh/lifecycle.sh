@@ -1,0 +1,147 @@
+# shellcheck shell=bash
+# Process lifecycle commands of supervisor.sh: start, stop, status, restart, logs, doctor,
+# login, resume, down/up. The careful parts (process identity, the monitor loop, status)
+# live in the Python package monitor/ (`python -m monitor ...`); this file does the lock,
+# the detaching and the user-facing flow. Sourced after sh/bootstrap.sh (needs ROOT, PY, say, die).
+
+LIVE_PHRASE="I_UNDERSTAND"
+LOCK_FD=9
+
+# Needs the .venv for commands that only read state; `start`/`test` create it.
+_need_venv() {
+  [ -x "$PY" ] || die "not set up yet: run ./supervisor.sh start (or ./supervisor.sh test) first"
+}
+
+# Validates .env and the config (one clear line, exit 2, nothing started on a bad one) and
+# sets SUP_STATE_DIR / SUP_LOG_DIR from the resolved config.
+_preflight() {
+  local out rc=0
+  out=$("$PY" -m monitor preflight) || rc=$?
+  [ "$rc" = 0 ] || exit "$rc"
+  SUP_STATE_DIR=$(printf '%s\n' "$out" | sed -n 1p)
+  SUP_LOG_DIR=$(printf '%s\n' "$out" | sed -n 2p)
+}
+
+# Non-blocking exclusive lock on an open fd: flock(1), or Python's fcntl where flock(1) is
+# missing (macOS). Both lock the open file itself, which the monitor inherits and keeps.
+_lock_nb() {
+  if command -v flock >/dev/null 2>&1; then
+    flock -n "$1"
+  else
+    "$PY" -c 'import fcntl, sys; fcntl.flock(int(sys.argv[1]), fcntl.LOCK_EX | fcntl.LOCK_NB)' "$1" 2>/dev/null
+  fi
+}
+
+_confirm_live() {
+  local answer=""
+  printf '%s\n' "LIVE mode places real orders with real money on ${MARKET_URL:-the real site}." >&2
+  printf 'Type %s to continue: ' "$LIVE_PHRASE" >&2
+  IFS= read -r answer || true
+  if [ "$answer" != "$LIVE_PHRASE" ]; then
+    printf 'supervisor: live trading not confirmed; nothing started\n' >&2
+    exit 2
+  fi
+  # Through the environment only: never on a command line (ps shows those).
+  export MODE=live LIVE_CONFIRM="$LIVE_PHRASE"
+}
+
+cmd_start() {
+  local live=0 fg=0 arg lock mlog mpid
+  for arg in "$@"; do
+    case "$arg" in
+      --live) live=1 ;;
+      --foreground) fg=1 ;;
+      *) die "start: unknown option ${arg} (use --live and/or --foreground)" ;;
+    esac
+  done
+  bootstrap
+  say "setup: browser ${BROWSER_PATH}"
+  if [ "$live" = 1 ]; then _confirm_live; fi
+  _preflight
+  mkdir -p "$SUP_STATE_DIR" "$SUP_LOG_DIR"
+  lock="${SUP_STATE_DIR}/supervisor.lock"
+  eval "exec ${LOCK_FD}>>\"\$lock\""
+  if ! _lock_nb "$LOCK_FD"; then
+    eval "exec ${LOCK_FD}>&-"
+    printf 'supervisor: already running (%s is locked by the running monitor):\n' "$lock" >&2
+    printf '  ./supervisor.sh status to see it, ./supervisor.sh stop to stop it, restart to do both\n' >&2
+    exit 1
+  fi
+  if ! "$PY" -m monitor leftovers; then
+    eval "exec ${LOCK_FD}>&-"
+    exit 1
+  fi
+  if [ "$fg" = 1 ]; then
+    say "supervisor: running in the foreground; Ctrl-C stops everything"
+    exec "$PY" -m monitor run --foreground --lock-fd "$LOCK_FD"
+  fi
+  mlog="${SUP_LOG_DIR}/monitor.log"
+  # The monitor detaches itself (os.setsid, so no SIGHUP when this shell exits) and keeps the
+  # locked file open for its whole life: a second start fails to lock until it has exited.
+  "$PY" -m monitor run --lock-fd "$LOCK_FD" </dev/null >>"$mlog" 2>&1 &
+  mpid=$!
+  eval "exec ${LOCK_FD}>&-"
+  "$PY" -m monitor started --pid "$mpid" --timeout "${SUPERVISOR_START_TIMEOUT:-40}"
+}
+
+cmd_stop() {
+  _need_venv
+  "$PY" -m monitor stop
+}
+
+cmd_status() {
+  _need_venv
+  "$PY" -m monitor status "$@"
+}
+
+cmd_restart() {
+  cmd_stop
+  cmd_start "$@"
+}
+
+cmd_logs() {
+  local name="${1:-}" files=() f
+  _need_venv
+  { read -r SUP_STATE_DIR; read -r SUP_LOG_DIR; } < <("$PY" -m monitor paths)
+  [ -n "${SUP_LOG_DIR:-}" ] || exit 2
+  if [ -z "$name" ] || [ "$name" = all ]; then
+    for f in "$SUP_LOG_DIR"/*.log; do
+      [ -e "$f" ] && files+=("$f")
+    done
+    [ "${#files[@]}" -gt 0 ] || die "no logs yet in ${SUP_LOG_DIR}: ./supervisor.sh start first"
+  else
+    case "$name" in
+      trades|decisions|signals) f="${SUP_LOG_DIR}/${name}.jsonl" ;;
+      *[!A-Za-z0-9_-]*) die "logs: not a process name: ${name}" ;;
+      *) f="${SUP_LOG_DIR}/${name}.log" ;;
+    esac
+    [ -e "$f" ] || say "logs: ${f} does not exist yet; waiting for it (Ctrl-C to quit)"
+    files=("$f")
+  fi
+  exec tail -n 20 -F "${files[@]}"
+}
+
+cmd_doctor() {
+  bootstrap_venv
+  "$PY" -m monitor doctor
+}
+
+cmd_login() {
+  bootstrap
+  "$PY" -m monitor login
+}
+
+cmd_resume() {
+  _need_venv
+  if [ -f "${ROOT}/risk/__main__.py" ]; then
+    "$PY" -m risk resume
+  else
+    say "resume: this build has no risk module (risk/), so there is no halt to clear"
+  fi
+}
+
+cmd_hold() {
+  _need_venv
+  [ $# -eq 2 ] || die "usage: ./supervisor.sh $1 NAME"
+  "$PY" -m monitor "$1" "$2"
+}

@@ -1,0 +1,121 @@
+"""`python -m signal_engine [--once]`: the signal engine process.
+
+Exit codes: 0 on SIGTERM/SIGINT (after finishing the current write) or after `--once`;
+2 on invalid configuration (one stderr line, core.config.config_or_exit); 1 when it cannot
+start (another engine holds the state dir, an unusable replay file).
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable
+
+from .shutdown import ShutdownRequested, Stopper
+
+log = logging.getLogger("signal_engine")
+EXIT_OK, EXIT_START, EXIT_CONFIG = 0, 1, 2
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(prog="python -m signal_engine",
+                                 description="Write state/signal.json every SIGNAL_INTERVAL seconds.")
+    ap.add_argument("--once", action="store_true",
+                    help="compute one signal per asset, print it to stdout (one JSON object a line), exit")
+    return ap.parse_args(argv)
+
+
+def run_schedule(tick: Callable[[], object], interval: float, mono: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep, stop: Callable[[], bool] = lambda: False) -> int:
+    """Call `tick` on a fixed monotonic grid (no drift); a late tick skips the slots it missed.
+    Returns the number of skipped slots when `stop()` turns true (or never, until an exception)."""
+    skipped = 0
+    next_t = mono()
+    while not stop():
+        tick()
+        next_t += interval
+        now = mono()
+        if next_t <= now:
+            missed = int((now - next_t) // interval) + 1
+            next_t += missed * interval
+            skipped += missed
+        sleep(next_t - now)
+    return skipped
+
+
+def _lock_state_dir(path) -> int | None:
+    """Hold an exclusive lock for the life of the process: one engine per STATE_DIR."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    return fd
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse(argv)
+    stopper = Stopper()
+    if not args.once:
+        stopper.install()          # as early as possible: a SIGTERM during start-up exits 0 too
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        return _main(args, stopper)
+    except ShutdownRequested as stop:
+        log.info("%s: stopped", stop)
+        return EXIT_OK
+
+
+def _main(args: argparse.Namespace, stopper: Stopper) -> int:
+    from core.config import config_or_exit
+
+    cfg = config_or_exit()
+
+    from .feeds import build_feed
+    from .publisher import SignalEngine
+
+    try:
+        feed = build_feed(cfg)
+    except (OSError, ValueError) as exc:
+        print(f"signal_engine: cannot build the price feeds {list(cfg.feeds)}: {exc}", file=sys.stderr)
+        return EXIT_START
+    engine = SignalEngine(cfg, feed)
+    if args.once:
+        engine.backfill()
+        for doc in engine.tick(write=False).values():
+            print(json.dumps(doc, allow_nan=False))
+        return EXIT_OK
+
+    lock_fd = _lock_state_dir(cfg.state_dir / "signal_engine.lock")
+    if lock_fd is None:
+        print(f"signal_engine: another signal engine is running on {cfg.state_dir}"
+              " (signal_engine.lock is held); not starting a second one", file=sys.stderr)
+        return EXIT_START
+    engine.guard = stopper.critical
+    log.info("starting: mode=%s assets=%s feeds=%s interval=%gs window=%ds stale_after=%gs files=%s",
+             cfg.mode, ",".join(cfg.assets), ",".join(cfg.feeds), cfg.signal_interval, cfg.window_seconds,
+             cfg.stale_after, ", ".join(str(st.path) for st in engine.assets.values()))
+    engine.prepare()
+    engine.write_starting()
+    engine.backfill()
+    try:
+        run_schedule(engine.tick, cfg.signal_interval)
+    finally:
+        left = engine.leftover_temp_files()
+        for tmp in left:   # atomic_write_bytes removes its temp file on any exit; belt and braces
+            tmp.unlink(missing_ok=True)
+        log.info("exiting after %d ticks (last seq %d)", engine.ticks, engine.seq)
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,278 @@
+"""The publisher: feed -> tick history -> model.evaluate -> signal files, snapshots, heartbeat.
+
+One `SignalEngine.tick()` fetches a price per asset through the fallback chain, appends it to
+that asset's bounded history, evaluates the model and replaces the asset's signal file
+atomically (cfg.signal_path_for: `signal.json` for the first asset, `signal-<asset>.json` for
+each further one). What the file says when the engine cannot vouch for a number:
+- stale (no accepted price within cfg.stale_after s): `stale: true`, `NO_TRADE`, confidence 50,
+  `prob_up: null`, the last known price and its source kept for display; one log line when an
+  asset goes stale and one when it recovers;
+- window open unknown (started mid-window without history reaching back to the window's start):
+  `prob_up: null`, `NO_TRADE`, `window.open_price: null`, and `reason` says so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from core.config import Config
+from core.durable_files import append_jsonl, atomic_write_json, read_json, touch_heartbeat
+from core.window_grid import Window, iso_utc, window_at
+
+from . import model
+from .feeds import AllFeedsFailed, FallbackChain, Tick
+from .tick_history import TickHistory
+
+log = logging.getLogger("signal_engine")
+
+PROCESS_NAME = "signal_engine"
+SNAPSHOT_EVERY_S = 60.0
+HISTORY_KEEP_S = model.HISTORY_NEEDED_S + 120.0
+TEMP_GLOB = ".signal*.json.*.tmp"      # core.durable_files.atomic_write_bytes' temp names for our files
+
+EMPTY_BASIS = {"momentum_30s": None, "momentum_60s": None, "momentum_120s": None, "acceleration": None,
+               "volatility_state": "unknown", "trend_bias": "unknown", "mean_reversion_pressure": "unknown",
+               "score": 0.0}
+
+
+@dataclass
+class AssetState:
+    asset: str
+    path: Path
+    history: TickHistory
+    last_tick: Tick | None = None
+    last_accept_mono: float | None = None
+    stale_reported: bool | None = None        # None: nothing reported yet
+    stale_since_mono: float | None = None
+    last_error: str | None = None
+    open_cache: tuple[int, float | None] | None = None   # (window start, open price or None)
+    backfill_source: str | None = None
+    prev_latency_ms: float | None = None       # previous tick: start of the tick -> file replaced
+    prev_write_ms: float | None = None         # ... of which the atomic write (fsync, replace, fsync dir)
+
+
+def _finite(x):
+    """JSON-safe number: None for NaN/inf."""
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
+
+
+class SignalEngine:
+    def __init__(self, cfg: Config, feed: FallbackChain, mono: Callable[[], float] = time.monotonic,
+                 perf: Callable[[], float] = time.perf_counter):
+        self.cfg = cfg
+        self.feed = feed
+        self.mono = mono
+        self.perf = perf
+        self.pid = os.getpid()
+        self.seq = 0
+        self.ticks = 0
+        self.skipped_slots = 0
+        self.guard: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext
+        self.assets = {a: AssetState(a, cfg.signal_path_for(a), TickHistory(HISTORY_KEEP_S)) for a in cfg.assets}
+        self._next_snapshot: float | None = None
+
+    # ---- start-up ------------------------------------------------------------------
+
+    def prepare(self) -> None:
+        """Remove our leftover temp files; resume seq after the previous run; report bad files."""
+        state_dir = self.cfg.state_dir
+        for tmp in sorted(state_dir.glob(TEMP_GLOB)):
+            try:
+                tmp.unlink()
+                log.info("removed a temp file left by an earlier run: %s", tmp.name)
+            except FileNotFoundError:
+                continue  # gone already: nothing to clean
+        for st in self.assets.values():
+            res = read_json(st.path)
+            if res.ok:
+                prev = res.data.get("seq")
+                if isinstance(prev, int) and not isinstance(prev, bool) and prev > self.seq:
+                    self.seq = prev
+            elif res.problem != "missing":
+                log.warning("%s is %s (left by a crash?): replacing it now", st.path, res.problem)
+
+    def write_starting(self) -> None:
+        """Replace every signal file at once with an honest 'starting, no price yet' document."""
+        now = self.feed.clock()
+        for st in self.assets.values():
+            doc = self._document(st, now, None, reason="starting: no price yet")
+            self._write(st, doc)
+
+    def backfill(self) -> None:
+        """Load recent history per asset so features and the window open work from the first tick."""
+        if not self.feed.supports_history:
+            return
+        for st in self.assets.values():
+            try:
+                times, prices, source = self.feed.history(st.asset, HISTORY_KEEP_S)
+            except AllFeedsFailed as exc:
+                log.warning("%s: no history to backfill (%s); features fill in as prices arrive, and the"
+                            " current window's open stays unknown", st.asset, exc)
+                continue
+            n = st.history.extend(times, prices)
+            st.backfill_source = source
+            log.info("%s: backfilled %d samples (%.0f min) from %s", st.asset, n,
+                     (times[-1] - times[0]) / 60.0 if n else 0.0, source)
+
+    # ---- one tick ------------------------------------------------------------------
+
+    def tick(self, write: bool = True) -> dict[str, dict]:
+        docs = {}
+        for st in self.assets.values():
+            t0 = self.perf()
+            doc = self._compute(st)
+            if write:
+                t1 = self.perf()
+                self._write(st, doc)
+                t2 = self.perf()
+                st.prev_latency_ms, st.prev_write_ms = (t2 - t0) * 1000.0, (t2 - t1) * 1000.0
+            docs[st.asset] = doc
+        self.ticks += 1
+        if write:
+            touch_heartbeat(self.cfg.heartbeat_path(PROCESS_NAME))
+            self._snapshot_if_due(docs)
+        return docs
+
+    def _fetch(self, st: AssetState) -> None:
+        try:
+            tick = self.feed.latest(st.asset)
+        except AllFeedsFailed as exc:
+            st.last_error = str(exc)
+            return
+        st.history.add(tick.ts, tick.price)
+        st.last_tick = tick
+        st.last_accept_mono = self.mono()
+        st.last_error = None
+
+    def _is_stale(self, st: AssetState) -> bool:
+        if st.last_accept_mono is None:
+            return True
+        return self.mono() - st.last_accept_mono > self.cfg.stale_after
+
+    def _report_staleness(self, st: AssetState, stale: bool) -> None:
+        """One log line when an asset goes stale, one when it recovers; nothing in between."""
+        if st.stale_reported is None and not stale:
+            st.stale_reported = False
+            return
+        if stale == st.stale_reported:
+            return
+        now = self.mono()
+        if stale:
+            st.stale_since_mono = now
+            age = "no price yet" if st.last_accept_mono is None else \
+                f"no fresh price for {now - st.last_accept_mono:.1f} s"
+            log.warning("%s signal is STALE (%s; NO_TRADE until prices return): %s; dropped so far: %s",
+                        st.asset, age, st.last_error or "no error recorded", self.feed.stats()["dropped_by_kind"])
+        else:
+            since = st.stale_since_mono if st.stale_since_mono is not None else now
+            log.warning("%s signal is fresh again (price from %s) after %.1f s stale", st.asset,
+                        st.last_tick.source if st.last_tick else "?", now - since)
+        st.stale_reported = stale
+
+    def _window_open(self, st: AssetState, window: Window) -> float | None:
+        """The price at the window's start, frozen once known; None if it cannot be known."""
+        if st.open_cache is not None and st.open_cache[0] == window.start:
+            return st.open_cache[1]
+        times, prices = st.history.arrays()
+        if times.size == 0 or times[-1] < window.start:
+            return None                                  # not yet known: no sample since the start
+        if times[0] > window.start:
+            st.open_cache = (window.start, None)         # started mid-window: cannot be known
+            return None
+        i = int(np.searchsorted(times, window.start, side="right"))
+        before, after = times[i - 1], times[min(i, times.size - 1)]
+        if after - before > model.DEFAULT_PARAMS.max_gap_s:
+            st.open_cache = (window.start, None)         # the start fell in a hole of the data
+            return None
+        value = float(np.interp(window.start, times, prices))
+        st.open_cache = (window.start, value)
+        return value
+
+    def _compute(self, st: AssetState) -> dict:
+        self._fetch(st)
+        stale = self._is_stale(st)
+        self._report_staleness(st, stale)
+        now = self.feed.clock()
+        last_t = st.history.last_time
+        if last_t is not None:
+            now = max(now, last_t)
+        if st.last_tick is None or stale:
+            reason = "stale: " + (st.last_error or "no fresh price") if st.last_tick else \
+                "no price yet: " + (st.last_error or "waiting for the feed")
+            return self._document(st, now, None, reason=reason)
+        window = window_at(st.asset, now, self.cfg.window_seconds)
+        open_price = self._window_open(st, window)
+        times, prices = st.history.arrays()
+        ev = model.evaluate(times, prices, now, window.start, self.cfg.window_seconds,
+                            open_price=open_price)
+        reason = None
+        if open_price is None:
+            reason = ("window open unknown: the history does not reach back to this window's start"
+                      " (engine started mid-window, or a gap); prob_up resumes next window")
+        return self._document(st, now, ev, reason=reason, window=window, open_price=open_price)
+
+    def _document(self, st: AssetState, now: float, ev: dict | None, reason: str | None,
+                  window: Window | None = None, open_price: float | None = None) -> dict:
+        """The signal.json document; `ev` None means no usable fresh price (stale)."""
+        window = window or window_at(st.asset, now, self.cfg.window_seconds)
+        stale = ev is None
+        tick = st.last_tick
+        forced = ev is None or ev["prob_up"] is None or reason is not None
+        direction = "NO_TRADE" if forced else ev["direction"]
+        confidence = 50 if forced or direction == "NO_TRADE" else _finite(ev["confidence"])
+        self.seq += 1
+        return {
+            "timestamp": iso_utc(now),
+            "direction": direction,
+            "confidence": confidence,
+            "price": _finite(ev["price"]) if ev else (tick.price if tick else None),
+            "basis": ev["basis"] if ev else dict(EMPTY_BASIS),
+            "asset": st.asset,
+            "prob_up": None if ev is None else _finite(ev["prob_up"]),
+            "window": {"start": window.start_iso(), "end": window.end_iso(),
+                       "open_price": open_price if ev else None,
+                       "seconds_left": round(window.seconds_left(now), 3), "slug": window.slug},
+            "source": tick.source if tick else None,
+            "seq": self.seq,
+            "stale": stale,
+            "reason": reason,
+            "price_time": iso_utc(tick.ts) if tick else None,
+            "price_age_s": None if st.last_accept_mono is None else round(self.mono() - st.last_accept_mono, 3),
+            "sigma_per_sqrt_s": _finite(ev["sigma"]) if ev and ev["sigma"] is not None else None,
+            "mode": self.cfg.mode,
+            "interval": self.cfg.signal_interval,
+            "window_seconds": self.cfg.window_seconds,
+            "pid": self.pid,
+            "feed": self.feed.stats(),
+            "prev_tick_to_file_ms": None if st.prev_latency_ms is None else round(st.prev_latency_ms, 3),
+            "prev_write_ms": None if st.prev_write_ms is None else round(st.prev_write_ms, 3),
+        }
+
+    # ---- files -----------------------------------------------------------------------
+
+    def _write(self, st: AssetState, doc: dict) -> None:
+        with self.guard():
+            atomic_write_json(st.path, doc)
+
+    def _snapshot_if_due(self, docs: dict[str, dict]) -> None:
+        now = self.mono()
+        if self._next_snapshot is not None and now < self._next_snapshot:
+            return
+        self._next_snapshot = now + SNAPSHOT_EVERY_S
+        with self.guard():
+            for doc in docs.values():
+                append_jsonl(self.cfg.signals_log_path, doc)
+
+    def leftover_temp_files(self) -> list[Path]:
+        return sorted(self.cfg.state_dir.glob(TEMP_GLOB))

@@ -1,0 +1,261 @@
+"""Unit tests of the executor's pure parts: decision, wallet guard, journal, profiles, signal watcher."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from core.durable_files import atomic_write_json, read_jsonl
+from core.window_grid import iso_utc
+from executor import decision, wallet_guard
+from executor.journal import DecisionLog, TradeJournal
+from executor.profiles import ProfileError, SiteProfile, WalletProfile, fill
+from executor.signals import SignalWatcher
+
+REPO = Path(__file__).resolve().parent.parent
+W0 = 1_767_225_600  # a window start on the 900 s grid
+
+
+def params(**kw) -> decision.Params:
+    base = dict(strategy="edge", confidence=60, min_edge=0.03, entry_start=0, entry_end=720, signal_max_age=5,
+                min_price=0.05, max_price=0.95, fee_rate=0.07, fee_exponent=1.0)
+    base.update(kw)
+    return decision.Params(**base)
+
+
+def sig(now: float, start: int = W0, **kw) -> dict:
+    s = {"timestamp": iso_utc(now - 0.5), "direction": "UP", "confidence": 74, "asset": "BTC", "prob_up": 0.70,
+         "window": {"start": iso_utc(start), "end": iso_utc(start + 900), "open_price": 100.0}, "stale": False,
+         "seq": 3, "price": 101.0}
+    s.update(kw)
+    return s
+
+
+def run(p, now, s, up=0.55, down=0.46, problem=None, traded=False):
+    return decision.decide(p, "BTC", W0, W0 + 900, now, s, problem, up, down, traded)
+
+
+# ---- decision ---------------------------------------------------------------------------------
+def test_edge_trades_up_when_edge_clears_min_edge():
+    now = W0 + 30
+    d = run(params(), now, sig(now))
+    assert d.action == "trade" and d.side == "UP" and d.price == 0.55
+    # prob 0.70, ask 0.55, fee 0.70 * 0.07 * 0.55 * 0.45 = 0.0121 -> edge 0.1379
+    assert d.edge == pytest.approx(0.70 - 0.55 - 0.70 * 0.07 * 0.55 * 0.45)
+
+
+def test_edge_trades_down_in_mirror():
+    now = W0 + 30
+    d = run(params(), now, sig(now, prob_up=0.30), up=0.70, down=0.31)
+    assert d.action == "trade" and d.side == "DOWN" and d.price == 0.31
+
+
+def test_edge_waits_without_edge_and_explains():
+    now = W0 + 30
+    d = run(params(), now, sig(now, prob_up=0.56), up=0.55, down=0.46)
+    assert d.action == "wait" and "MIN_EDGE" in d.reason
+
+
+def test_edge_just_below_and_above_threshold():
+    now = W0 + 30
+    p = params(min_edge=0.05)
+    ask = 0.50
+    fee = 0.07 * 0.25
+    prob_exact = (0.05 + ask) / (1 - fee)   # edge == min_edge exactly
+    assert run(p, now, sig(now, prob_up=prob_exact + 1e-6), up=ask, down=0.9).action == "trade"
+    assert run(p, now, sig(now, prob_up=prob_exact - 1e-3), up=ask, down=0.9).action == "wait"
+
+
+def test_seed_trades_direction_when_confident():
+    now = W0 + 1
+    d = run(params(strategy="seed"), now, sig(now, direction="DOWN", confidence=61))
+    assert d.action == "trade" and d.side == "DOWN" and d.price == 0.46
+
+
+def test_seed_skips_low_confidence_and_no_trade():
+    now = W0 + 1
+    assert run(params(strategy="seed"), now, sig(now, confidence=59)).action == "skip"
+    d = run(params(strategy="seed"), now, sig(now, direction="NO_TRADE"))
+    assert d.action == "skip" and "NO_TRADE" in d.reason
+
+
+@pytest.mark.parametrize("strategy", ["seed", "edge"])
+@pytest.mark.parametrize("case,expect", [
+    ("missing", "signal missing"),
+    ("corrupt", "signal corrupt"),
+    ("stale_flag", "stale"),
+    ("old", "old"),
+    ("other_window", "another window"),
+    ("other_asset", "for ETH"),
+])
+def test_refuses_bad_signals(strategy, case, expect):
+    now = W0 + 10
+    s, problem = sig(now), None
+    if case == "missing":
+        s, problem = None, "missing"
+    elif case == "corrupt":
+        s, problem = None, "corrupt: Expecting value"
+    elif case == "stale_flag":
+        s["stale"] = True
+    elif case == "old":
+        s["timestamp"] = iso_utc(now - 6)
+    elif case == "other_window":
+        s["window"]["start"] = iso_utc(W0 - 900)
+    elif case == "other_asset":
+        s["asset"] = "ETH"
+    d = run(params(strategy=strategy), now, s, problem=problem)
+    assert d.action == "wait" and expect in d.reason
+
+
+@pytest.mark.parametrize("strategy", ["seed", "edge"])
+def test_refuses_ask_outside_price_band(strategy):
+    now = W0 + 10
+    d = run(params(strategy=strategy, max_price=0.90), now, sig(now, prob_up=0.99), up=0.93, down=0.08)
+    assert d.action == "wait" and "outside" in d.reason
+
+
+def test_entry_interval_and_one_trade_per_window():
+    p = params(entry_start=5, entry_end=20)
+    assert run(p, W0 + 2, sig(W0 + 2)).action == "wait"
+    assert run(p, W0 + 21, sig(W0 + 21)).action == "skip"
+    assert run(p, W0 + 10, sig(W0 + 10)).action == "trade"
+    assert run(p, W0 + 10, sig(W0 + 10), traded=True).action == "skip"
+
+
+def test_parse_cents():
+    assert decision.parse_cents("53¢") == 0.53
+    assert decision.parse_cents(" 7¢ ") == 0.07
+    assert decision.parse_cents("$0.41") == 0.41
+    assert decision.parse_cents("—") is None
+    assert decision.parse_cents("100¢") is None
+
+
+# ---- wallet guard -----------------------------------------------------------------------------
+ORIGIN = "http://127.0.0.1:8765"
+INTENT = wallet_guard.Intended("UP", 10.0, "btc-updown-15m-1767225600")
+
+
+def req(origin="http://127.0.0.1:8765", **fields):
+    f = {"primary_type": "Order", "side": "UP", "amount": "10.00", "market": INTENT.slug}
+    f.update(fields)
+    return wallet_guard.WalletRequest(origin, "Signature request", f)
+
+
+@pytest.mark.parametrize("request_,reason", [
+    (req(), None),
+    (req(origin="127.0.0.1:8765"), None),
+    (req(amount="10.19"), None),
+    (req(origin="https://evil.example"), "origin"),
+    (req(origin="http://127.0.0.1:9999"), "origin"),
+    (req(origin=None), "no origin"),
+    (req(primary_type="Transfer"), "kind"),
+    (req(primary_type="Approve", amount="Unlimited"), "kind"),
+    (req(amount="100.00"), "amount"),
+    (req(amount="10.30"), "amount"),
+    (req(side="DOWN"), "side"),
+    (req(market="btc-updown-15m-1767224700"), "market"),
+])
+def test_wallet_guard(request_, reason):
+    why = wallet_guard.check(request_, INTENT, ORIGIN, "Order", 0.02)
+    if reason is None:
+        assert why is None
+    else:
+        assert why is not None and reason in why
+
+
+def test_normalize_origin():
+    assert wallet_guard.normalize_origin("https://Polymarket.com:443/x") == "polymarket.com"
+    assert wallet_guard.normalize_origin("polymarket.com") == "polymarket.com"
+    assert wallet_guard.normalize_origin("http://127.0.0.1:8765") == "127.0.0.1:8765"
+
+
+# ---- journal ----------------------------------------------------------------------------------
+def test_journal_open_intents_and_windows(tmp_path):
+    j = TradeJournal(tmp_path / "trades.jsonl", "demo")
+    j.append("intent", "BTC", W0, "a", slug="s", side="UP", amount=10)
+    j.append("submitted", "BTC", W0, "a")
+    j.append("intent", "BTC", W0 + 900, "b", slug="s2")
+    j.append("filled", "BTC", W0 + 900, "b", price=0.5, amount=10, side="UP")
+    j.append("intent", "BTC", W0 + 1800, "c")
+    j.append("unknown", "BTC", W0 + 1800, "c")
+    assert [i["trade_id"] for i in j.open_intents()] == ["a", "c"]
+    assert j.traded_windows() == {("BTC", W0), ("BTC", W0 + 900), ("BTC", W0 + 1800)}
+    assert [f["trade_id"] for f in j.unsettled_fills()] == ["b"]
+    j.append("settled", "BTC", W0 + 900, "b", outcome="won")
+    assert j.unsettled_fills() == []
+    for line in read_jsonl(tmp_path / "trades.jsonl"):
+        assert {"ts", "event", "mode", "asset", "window_start", "trade_id"} <= set(line)
+    with pytest.raises(ValueError):
+        j.append("bogus", "BTC", W0, "a")
+    # another mode's intents are not ours to reconcile
+    assert TradeJournal(tmp_path / "trades.jsonl", "paper").open_intents() == []
+
+
+def test_decision_log_one_line_per_window_across_restarts(tmp_path):
+    path = tmp_path / "decisions.jsonl"
+    d = DecisionLog(path, "demo")
+    assert d.write("BTC", W0, "s", "skipped", "why")
+    assert not d.write("BTC", W0, "s", "traded", "again")
+    assert not DecisionLog(path, "demo").write("BTC", W0, "s", "skipped", "after restart")
+    assert len(read_jsonl(path)) == 1
+
+
+# ---- profiles ---------------------------------------------------------------------------------
+def test_profiles_load_and_fill():
+    site = SiteProfile.load(REPO / "profiles/sites/replica.json")
+    assert fill(site.card["root"], asset="BTC") == "article.market-card[data-asset='BTC']"
+    wallet = WalletProfile.load(REPO / "profiles/wallets/metamask.json")
+    assert wallet.is_popup_url("http://127.0.0.1:9/notification.html?request=x")
+    assert not wallet.is_popup_url("http://127.0.0.1:9/crypto/15M")
+    SiteProfile.load(REPO / "profiles/sites/polymarket.json")
+
+
+def test_profile_missing_key_is_named(tmp_path):
+    data = json.loads((REPO / "profiles/sites/replica.json").read_text())
+    del data["card"]["amount_input"]
+    p = tmp_path / "broken.json"
+    p.write_text(json.dumps(data))
+    with pytest.raises(ProfileError, match="card.amount_input"):
+        SiteProfile.load(p)
+    with pytest.raises(ProfileError, match="does not exist"):
+        WalletProfile.load(tmp_path / "nope.json")
+
+
+def test_no_selector_literals_in_python():
+    """Selectors live in the JSON profiles: no CSS-looking literal in the executor's code."""
+    import re
+    pattern = re.compile(r"""["'][^"']*(data-testid|\[data-|button\.|input\[|:has-text|#your-orders)[^"']*["']""")
+    for py in (REPO / "executor").glob("*.py"):
+        hits = pattern.findall(py.read_text())
+        assert not hits, f"{py.name} contains selector literals: {hits}"
+
+
+# ---- signal watcher ---------------------------------------------------------------------------
+def test_signal_watcher_sees_atomic_replace_quickly(tmp_path):
+    path = tmp_path / "signal.json"
+    seen = threading.Event()
+    got = {}
+
+    def on_change(asset, held):
+        if held.data and held.data.get("seq") == 2:
+            got["t"] = time.time()
+            seen.set()
+
+    atomic_write_json(path, {"seq": 1})
+    w = SignalWatcher({"BTC": path}, on_change=on_change)
+    assert w.held("BTC").data == {"seq": 1}
+    w.start()
+    try:
+        t0 = time.time()
+        atomic_write_json(path, {"seq": 2})
+        assert seen.wait(5), "the watcher never saw the replace"
+        assert got["t"] - t0 < 1.0
+        assert w.held("BTC").data == {"seq": 2}
+        path.write_text("{not json")
+        assert w.read_fresh("BTC").problem.startswith("corrupt")
+    finally:
+        w.stop()

@@ -1,0 +1,332 @@
+"""The signal engine: staleness, window open, replay gaps in-process; the real process for start-up,
+SIGTERM, --once, invalid config and the atomicity of signal.json under a concurrent reader."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from core.config import load_config
+from core.durable_files import read_json, read_jsonl
+from signal_engine.feeds import BinanceFeed, CoinbaseFeed, FallbackChain, ReplayFeed, SimFeed
+from signal_engine.publisher import SignalEngine
+from tests.feed_server import FeedServer
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def wait_for(cond, timeout: float, what: str, every: float = 0.02):
+    """Poll `cond` until it returns a truthy value; fail naming `what` after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = cond()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(every)
+
+
+class FakeClock:
+    def __init__(self, t: float):
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+@pytest.fixture(scope="module")
+def server():
+    srv = FeedServer().start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+def make_cfg(tmp_path: Path, **env):
+    base = {"STATE_DIR": str(tmp_path / "state"), "LOG_DIR": str(tmp_path / "logs"),
+            "PROFILE_DIR": str(tmp_path / "profiles")}
+    base.update(env)
+    return load_config(base, dotenv_path=tmp_path / "no.env")
+
+
+# ---- in-process: staleness, window open, replay gap -----------------------------------------
+
+
+def test_stale_when_no_fresh_price_with_one_log_line_each_way(tmp_path, server, caplog):
+    cfg = make_cfg(tmp_path, MODE="paper", FEEDS="binance,coinbase", BINANCE_URL=server.url,
+                   COINBASE_URL=server.url, FEED_TIMEOUT="0.3", STALE_AFTER="5")
+    mono = FakeClock(1000.0)
+    chain = FallbackChain([BinanceFeed(server.url, 0.3), CoinbaseFeed(server.url, 0.3)])
+    engine = SignalEngine(cfg, chain, mono=mono)
+    engine.prepare()
+    engine.backfill()
+    caplog.set_level(logging.INFO, logger="signal_engine")
+    doc = engine.tick()["BTC"]
+    assert (doc["stale"], doc["source"], doc["price"]) == (False, "binance", 89617.01)
+    assert doc["prob_up"] is not None and doc["window"]["open_price"] is not None
+    assert read_json(cfg.signal_path).data["seq"] == doc["seq"]
+
+    server.set_fault("binance", "http500")
+    server.set_fault("coinbase", "html")
+    mono.t += 1
+    doc = engine.tick()["BTC"]
+    assert doc["stale"] is False and doc["price"] == 89617.01       # 1 s old: still fresh
+    mono.t += 4.5
+    seqs = []
+    for _ in range(4):
+        doc = engine.tick()["BTC"]
+        seqs.append(doc["seq"])
+        assert doc["stale"] is True and doc["direction"] == "NO_TRADE" and doc["prob_up"] is None
+        assert doc["confidence"] == 50 and doc["reason"].startswith("stale")
+        assert doc["price"] == 89617.01 and doc["source"] == "binance"   # last known, shown as stale
+        mono.t += 1
+    assert seqs == sorted(set(seqs))
+    assert read_json(cfg.signal_path).data["stale"] is True
+    stale_lines = [r for r in caplog.records if "STALE" in r.getMessage()]
+    assert len(stale_lines) == 1, [r.getMessage() for r in caplog.records]
+    assert "HTTP 500" in stale_lines[0].getMessage() and "not JSON" in stale_lines[0].getMessage()
+    assert doc["feed"]["dropped"] >= 8
+
+    server.set_price("coinbase", 89620.55)
+    doc = engine.tick()["BTC"]
+    assert (doc["stale"], doc["source"], doc["price"]) == (False, "coinbase", 89620.55)
+    engine.tick()
+    fresh_lines = [r for r in caplog.records if "fresh again" in r.getMessage()]
+    assert len(fresh_lines) == 1
+    server.set_price("binance", 89617.01)
+
+
+def test_started_mid_window_without_history_says_open_unknown(tmp_path):
+    cfg = make_cfg(tmp_path, MODE="demo", WINDOW_SECONDS="10", STALE_AFTER="5")
+    clock = FakeClock(1_767_225_603.0)                   # 3 s into a 10 s window
+    engine = SignalEngine(cfg, FallbackChain([SimFeed(7, clock=clock)]), mono=clock)
+    docs = []
+    for _ in range(12):                                   # no backfill: history starts now
+        docs.append(engine.tick(write=False)["BTC"])
+        clock.t += 1.0
+    first = docs[0]
+    assert first["stale"] is False and first["price"] is not None
+    assert first["prob_up"] is None and first["direction"] == "NO_TRADE"
+    assert first["window"]["open_price"] is None and "window open unknown" in first["reason"]
+    nxt = [d for d in docs if d["window"]["start"] == "2026-01-01T00:00:10Z"]
+    assert nxt and all(d["prob_up"] is not None and d["window"]["open_price"] is not None for d in nxt)
+    assert all(d["reason"] is None for d in nxt)
+    # the open is the price at the window start, frozen for the window
+    assert len({d["window"]["open_price"] for d in nxt}) == 1
+
+
+def test_replay_gap_goes_stale_and_no_feature_spans_it(tmp_path, caplog):
+    t0 = 1_700_000_000_000 // 60000 * 60000
+    opens = [t0 + 60000 * k for k in range(70)] + [t0 + 60000 * (100 + k) for k in range(10)]
+    lines = ["open_time,open,high,low,close,volume"] + [f"{t},{50000 + i},{50001 + i},{49999 + i},{50000 + i},2"
+                                                       for i, t in enumerate(opens)]
+    path = tmp_path / "btc.csv.gz"
+    path.write_bytes(gzip.compress(("\n".join(lines) + "\n").encode()))
+    cfg = make_cfg(tmp_path, MODE="demo", FEEDS="replay", REPLAY_FILE=str(path), REPLAY_SPEED="60",
+                   STALE_AFTER="3")
+    wall = FakeClock(0.0)
+    engine = SignalEngine(cfg, FallbackChain([ReplayFeed(path, "BTC", 60.0, wall=wall)]), mono=wall)
+    engine.prepare()
+    engine.backfill()
+    caplog.set_level(logging.INFO, logger="signal_engine")
+    docs = []
+    for _ in range(40):                                   # 40 data minutes: into the hole and out
+        docs.append(engine.tick()["BTC"])
+        wall.t += 1.0
+    assert docs[0]["stale"] is False and docs[0]["basis"]["momentum_120s"] is not None
+    assert docs[0]["source"] == "replay"
+    assert any(d["stale"] for d in docs)                  # inside the hole: no fresh price
+    assert len([r for r in caplog.records if "STALE" in r.getMessage()]) == 1
+    back = [d for d in docs if not d["stale"] and d["price"] >= 50070]
+    assert back, "the replay never came out of the gap"
+    first_back = back[0]
+    assert first_back["basis"]["momentum_120s"] is None          # 120 s back lies in the hole
+    assert first_back["basis"]["volatility_state"] == "unknown"  # so does the hour of volatility
+
+
+def test_seq_resumes_after_the_previous_run_and_history_stays_bounded(tmp_path):
+    from core.durable_files import atomic_write_json
+    from signal_engine.publisher import HISTORY_KEEP_S
+
+    cfg = make_cfg(tmp_path, MODE="demo")
+    atomic_write_json(cfg.signal_path, {"seq": 41, "direction": "UP"})
+    clock = FakeClock(1_767_225_600.0)
+    engine = SignalEngine(cfg, FallbackChain([SimFeed(7, clock=clock)]), mono=clock)
+    engine.prepare()
+    engine.backfill()
+    seqs = []
+    for _ in range(2000):
+        seqs.append(engine.tick(write=False)["BTC"]["seq"])
+        clock.t += 2.0
+    assert seqs[0] == 42 and seqs == list(range(42, 42 + len(seqs)))
+    times, _ = engine.assets["BTC"].history.arrays()
+    assert HISTORY_KEEP_S <= times[-1] - times[0] <= HISTORY_KEEP_S + 2.0
+    assert len(times) < 2 * HISTORY_KEEP_S
+
+
+# ---- the real process ---------------------------------------------------------------------------
+
+
+def spawn(env: dict, *args: str, log: Path | None = None) -> subprocess.Popen:
+    err = open(log, "ab") if log else subprocess.PIPE
+    try:
+        return subprocess.Popen([sys.executable, "-m", "signal_engine", *args], cwd=REPO, env=env,
+                                stdout=subprocess.PIPE, stderr=err)
+    finally:
+        if log:
+            err.close()
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait(timeout=5)
+
+
+def valid_doc(path: Path, min_seq: int = 0):
+    res = read_json(path)
+    if res.ok and isinstance(res.data.get("seq"), int) and res.data["seq"] >= min_seq and res.data["price"]:
+        return res.data
+    return None
+
+
+def test_demo_without_env_replaces_corrupt_file_writes_every_second_and_stops_on_sigterm(iso_env, tmp_path):
+    state = Path(iso_env["STATE_DIR"])
+    state.mkdir(parents=True)
+    (state / "signal.json").write_text('{"timestamp": "2026-01-28T17:30:42Z", "direction": "UP", "conf')
+    leftover = state / ".signal.json.k3j2h1.tmp"
+    leftover.write_text('{"half": ')
+    env = dict(iso_env, ASSETS="BTC,ETH")
+    log = tmp_path / "engine.log"
+    proc = spawn(env, log=log)
+    try:
+        first = wait_for(lambda: valid_doc(state / "signal.json"), 15, "a valid signal.json")
+        assert not leftover.exists()
+        later = wait_for(lambda: valid_doc(state / "signal.json", first["seq"] + 4), 10, "two more writes")
+        eth = wait_for(lambda: valid_doc(state / "signal-eth.json"), 5, "signal-eth.json")
+        for doc, asset in ((later, "BTC"), (eth, "ETH")):
+            assert doc["asset"] == asset and doc["source"] == "sim" and doc["stale"] is False
+            assert doc["mode"] == "demo" and doc["window_seconds"] == 60 and doc["interval"] == 1.0
+            assert doc["prob_up"] is not None and 0 < doc["prob_up"] < 1
+            assert doc["direction"] in ("UP", "DOWN", "NO_TRADE") and 50 <= doc["confidence"] <= 95
+        from core.window_grid import parse_iso_utc
+        gap = parse_iso_utc(later["timestamp"]) - parse_iso_utc(first["timestamp"])
+        assert 1.5 <= gap <= 2.6, gap                       # two ticks, 1 s apart (2 seq per tick: 2 assets)
+        assert abs(time.time() - parse_iso_utc(later["timestamp"])) < 3
+        assert (state / "heartbeat" / "signal_engine").exists()
+        snaps = read_jsonl(Path(iso_env["LOG_DIR"]) / "signals.jsonl")
+        assert {s["asset"] for s in snaps} == {"BTC", "ETH"}
+        # a second engine on the same state dir refuses to start
+        second = spawn(env)
+        _, err = second.communicate(timeout=20)
+        assert second.returncode == 1 and b"another signal engine" in err
+
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        rc = proc.wait(timeout=5)
+        assert rc == 0 and time.monotonic() - t0 < 2.0
+    finally:
+        stop(proc)
+    assert list(state.glob(".*.tmp")) == []
+    assert valid_doc(state / "signal.json") is not None
+    text = log.read_text()
+    assert "replacing it now" in text and "removed a temp file" in text and "SIGTERM" in text
+
+
+def test_once_prints_one_signal_and_exits(iso_env):
+    proc = subprocess.run([sys.executable, "-m", "signal_engine", "--once"], cwd=REPO, env=iso_env,
+                          capture_output=True, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.decode().strip().splitlines()
+    assert len(lines) == 1
+    doc = json.loads(lines[0])
+    assert doc["asset"] == "BTC" and doc["source"] == "sim" and doc["stale"] is False
+    assert isinstance(doc["price"], float) and doc["prob_up"] is not None
+    assert not Path(iso_env["STATE_DIR"], "signal.json").exists()      # a probe: writes nothing
+
+
+def test_invalid_config_exits_2_with_one_line(iso_env):
+    env = dict(iso_env, SIGNAL_INTERVAL="-1")
+    proc = subprocess.run([sys.executable, "-m", "signal_engine"], cwd=REPO, env=env,
+                          capture_output=True, timeout=30)
+    assert proc.returncode == 2
+    err = proc.stderr.decode().strip().splitlines()
+    assert len(err) == 1 and "SIGNAL_INTERVAL" in err[0]
+
+
+READER = textwrap.dedent("""
+    import json, sys, time
+    path, need, limit = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+    invalid, reads, first, last, problems = 0, 0, None, None, []
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        try:
+            with open(path, "rb") as fh:
+                raw = fh.read()
+            doc = json.loads(raw)
+            seq = doc["seq"]
+            if not isinstance(seq, int) or doc["asset"] != "BTC" or (last is not None and seq < last):
+                raise ValueError(f"bad seq {seq!r} after {last!r}")
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            invalid += 1
+            problems.append(repr(exc)[:120])
+            continue
+        reads += 1
+        first = seq if first is None else first
+        last = seq
+        if last - first >= need:
+            break
+    print(json.dumps({"invalid": invalid, "reads": reads, "first": first, "last": last,
+                      "problems": problems[:5]}))
+""")
+
+
+def test_concurrent_reader_never_sees_a_torn_signal(iso_env, tmp_path):
+    env = dict(iso_env, SIGNAL_INTERVAL="0.001")
+    state = Path(iso_env["STATE_DIR"])
+    proc = spawn(env, log=tmp_path / "engine.log")
+    try:
+        wait_for(lambda: valid_doc(state / "signal.json"), 15, "the first signal")
+        reader = subprocess.run([sys.executable, "-c", READER, str(state / "signal.json"), "5000", "25"],
+                                capture_output=True, timeout=40)
+        assert reader.returncode == 0, reader.stderr
+        res = json.loads(reader.stdout)
+        assert res["invalid"] == 0, res
+        assert res["last"] - res["first"] >= 5000, res        # the engine replaced the file 5,000+ times
+        assert res["reads"] > 1000, res
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=5) == 0
+    finally:
+        stop(proc)
+    assert list(state.glob(".*.tmp")) == []
+    assert os.path.getsize(state / "signal.json") > 0
+
+
+def test_sigint_during_a_hanging_feed_request_exits_0_within_2_s(iso_env, tmp_path, server):
+    server.set_fault("binance", "hang")
+    env = dict(iso_env, MODE="paper", FEEDS="binance", BINANCE_URL=server.url, FEED_TIMEOUT="20")
+    state = Path(iso_env["STATE_DIR"])
+    proc = spawn(env, log=tmp_path / "engine.log")
+    try:
+        doc = wait_for(lambda: read_json(state / "signal.json").data, 15, "the 'starting' signal")
+        assert doc["stale"] is True and doc["direction"] == "NO_TRADE" and doc["price"] is None
+        wait_for(lambda: server.requests["binance"] > 0, 10, "the engine's first (hanging) request")
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=5) == 0 and time.monotonic() - t0 < 2.0
+    finally:
+        stop(proc)
+        server.set_price("binance", 89617.01)
+    assert list(state.glob(".*.tmp")) == []

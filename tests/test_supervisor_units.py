@@ -1,0 +1,50 @@
+"""Unit-level checks of the supervisor's Python half: back-off, rotation, process identity."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from monitor.procs import Ident, descendants, ident_of, signal_group
+from monitor.rotate import rotate_logs
+from monitor.settings import Knobs, knobs_from_env
+
+
+def test_backoff_doubles_from_one_second_up_to_sixty():
+    k = Knobs()
+    assert [k.backoff(n) for n in range(1, 9)] == [1, 2, 4, 8, 16, 32, 60, 60]
+    assert knobs_from_env({}).max_fails == 5
+
+
+def test_rotation_rotates_logs_never_journals(tmp_path):
+    big = b"x" * 5000
+    (tmp_path / "executor.log").write_bytes(big)
+    (tmp_path / "small.log").write_bytes(b"ok\n")
+    (tmp_path / "trades.jsonl").write_bytes(big)
+    (tmp_path / "decisions.jsonl").write_bytes(big)
+    assert rotate_logs(tmp_path, 1024, 2) == [tmp_path / "executor.log"]
+    assert (tmp_path / "executor.log").stat().st_size == 0
+    assert (tmp_path / "executor.log.1").read_bytes() == big
+    (tmp_path / "executor.log").write_bytes(b"y" * 2000)
+    rotate_logs(tmp_path, 1024, 2)
+    assert (tmp_path / "executor.log.2").read_bytes() == big
+    assert (tmp_path / "executor.log.1").read_bytes() == b"y" * 2000
+    assert (tmp_path / "trades.jsonl").read_bytes() == big and (tmp_path / "decisions.jsonl").read_bytes() == big
+    assert not (tmp_path / "trades.jsonl.1").exists() and (tmp_path / "small.log").read_bytes() == b"ok\n"
+
+
+def test_identity_tells_a_reused_pid_from_ours():
+    p = subprocess.Popen([sys.executable, "-c", "import time\nwhile True: time.sleep(1)"], start_new_session=True)
+    try:
+        me = ident_of(p.pid)
+        assert me is not None and me.alive() and me.pgid == p.pid
+        assert not Ident(p.pid, "linux:1", p.pid).alive()
+        assert not Ident(p.pid, me.start, os.getpgrp()).alive()
+        assert not signal_group(Ident(p.pid, "ps:never", p.pid), 9)
+        assert p.poll() is None
+        assert descendants(os.getpid()) and any(d.pid == p.pid for d in descendants(os.getpid()))
+    finally:
+        p.kill()
+        p.wait(timeout=10)
+    assert not me.alive()
