@@ -31,7 +31,6 @@ def main(argv: list[str] | None = None) -> int:
 
         def on_signal(signum, _frame) -> None:
             stop.set(f"signal {signal.Signals(signum).name}")
-            logging.getLogger("executor").warning("DEBUG got signal %s flag=%s", signum, bool(stop))
 
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)

@@ -184,7 +184,7 @@ class MarketPage:
         """Texts of the toasts of `kind` that appeared since `mark_toasts`."""
         try:
             return self.page_loc(f"toast_{kind}").evaluate_all(
-                "els => els.filter(e => !e.dataset.executorSeen).map(e => (e.textContent || '').trim())")
+                "els => els.filter(e => !e.dataset.executorSeen).map(e => (e.innerText || e.textContent || '').trim())")
         except PlaywrightError:
             return []
 

@@ -96,7 +96,7 @@ def _safe_name(text: str) -> str:
 class Executor:
     def __init__(self, cfg, stop: StopFlag | None = None, clock=time.time):
         self.cfg = cfg
-        self.stop = stop or StopFlag()
+        self.stop = stop if stop is not None else StopFlag()
         self.clock = clock
         self.site = SiteProfile.load(cfg.site_profile_path)
         self.wallet = WalletProfile.load(cfg.wallet_profile_path)
@@ -148,16 +148,24 @@ class Executor:
         return Waiter(lambda: self.page, tick=self.tick, should_stop=lambda: bool(self.stop))
 
     def screenshot(self, trade_id: str, step: str, page: Page | None, popup: WalletPopup | None) -> str | None:
+        """PNG of the market page (and of the wallet popup, password field cleared first); returns
+        the market page's file. Each part is best effort: a closing popup must not lose the other."""
         d = self.cfg.screenshot_dir
         d.mkdir(parents=True, exist_ok=True)
         name = _safe_name(f"{trade_id}-{step}")
         out = None
-        if page is not None and not page.is_closed():
-            out = d / f"{name}.png"
-            page.screenshot(path=str(out), timeout=5000)
         if popup is not None and not popup.page.is_closed():
-            popup.clear_password_field()
-            popup.page.screenshot(path=str(d / f"{name}-wallet.png"), timeout=5000)
+            try:
+                popup.clear_password_field()
+                popup.page.screenshot(path=str(d / f"{name}-wallet.png"), timeout=3000)
+            except PlaywrightError as exc:
+                log.warning("screenshot of the wallet popup failed: %s", str(exc).splitlines()[0])
+        if page is not None and not page.is_closed():
+            try:
+                page.screenshot(path=str(d / f"{name}.png"), timeout=5000)
+                out = d / f"{name}.png"
+            except PlaywrightError as exc:
+                log.warning("screenshot of the market page failed: %s", str(exc).splitlines()[0])
         return str(out) if out else None
 
     def _on_signal(self, asset: str, held: Held) -> None:
@@ -405,8 +413,8 @@ class Executor:
     # ---- decisions and trades -------------------------------------------------------------------
     def _evaluate(self, asset: str) -> None:
         w = self.windows.get(asset)
-        if w is None or w.decided:
-            return
+        if w is None or w.decided or self.stop:
+            return   # once asked to stop, no new intent
         if (asset, w.start) in self.traded or self.decisions.done(asset, w.start):
             w.decided = True
             self._decide_line(w, "skipped", "already traded this window (intent in the journal)")
@@ -429,7 +437,7 @@ class Executor:
         d = decision.decide(self.params, asset, w.start, w.end, now, held.data, held.problem, ask_up, ask_down,
                             False)
         if d.action == "wait":
-            if d.reason != w.last_reason:
+            if re.sub(r"[0-9.]+", "#", d.reason) != re.sub(r"[0-9.]+", "#", w.last_reason):
                 log.info("%s %s: waiting: %s", asset, w.slug, d.reason)
             w.last_reason = d.reason
             return

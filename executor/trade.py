@@ -139,9 +139,10 @@ class ClickThrough:
                                  self.wallet.order_primary_type, self.tolerance)
         if why:
             self.step = "reject"
+            outcome = self._fail(o, "wallet_rejected", f"wallet guard: {why}",   # screenshot shows the request
+                                 {"request": {"origin": request.origin, "title": request.title, **request.fields}})
             popup.reject()
-            return self._fail(o, "wallet_rejected", f"wallet guard: {why}",
-                              {"request": {"origin": request.origin, "title": request.title, **request.fields}})
+            return outcome
         if self.waiter.should_stop():
             raise Interrupted("stopped before the wallet confirm")
         self.step = "confirm"
@@ -158,7 +159,8 @@ class ClickThrough:
             if "toast" not in seen:
                 errors = m.new_toasts("error")
                 if errors:
-                    seen["toast"], seen["toast_text"] = "error", errors[0]
+                    # the toast's text ends with its dismiss button's label (e.g. a multiplication sign)
+                    seen["toast"], seen["toast_text"] = "error", errors[0].rstrip("\u00d7\u2715x ").strip()
                 elif m.new_toasts("success"):
                     seen["toast"] = "success"
             row = m.order_row(o.slug)

@@ -202,7 +202,10 @@ def cmd_down(a) -> int:
             f.unlink()
             print(f"{a.name}: released; the monitor starts it within a second")
         except FileNotFoundError:
-            print(f"{a.name}: was not held down")
+            # Not held down: if it is FATAL, ask the monitor to try it again (failed starts reset).
+            f.parent.mkdir(parents=True, exist_ok=True)
+            (f.parent / f"{a.name}.retry").write_text("retry requested by ./supervisor.sh up\n")
+            print(f"{a.name}: was not held down; if it is FATAL, the monitor starts it again within a second")
     return 0
 
 

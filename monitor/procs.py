@@ -163,6 +163,17 @@ def signal_group(ident: Ident, sig: int) -> bool:
         return False  # not ours after all: never escalate
 
 
+def signal_leader(ident: Ident, sig: int) -> bool:
+    """Send `sig` to the process itself (not its group), only if it is still that process."""
+    if not ident.alive():
+        return False
+    try:
+        os.kill(ident.pid, sig)
+        return True
+    except (ProcessLookupError, PermissionError):
+        return False
+
+
 def signal_members(idents: Iterable[Ident], sig: int) -> int:
     """Signal each recorded process that is still the same process, and its group if it leads one."""
     n = 0
@@ -183,6 +194,37 @@ def signal_members(idents: Iterable[Ident], sig: int) -> int:
 
 def any_alive(idents: Iterable[Ident]) -> bool:
     return any(i.alive() for i in idents)
+
+
+TAG_VAR = "SUPERVISOR_RUN"
+
+
+def run_tag(monitor: Ident) -> str:
+    """The environment tag every child of one monitor run carries (and its descendants inherit)."""
+    return f"{monitor.pid}-{monitor.start}"
+
+
+def tagged(tag: str) -> list[Ident]:
+    """Processes whose environment carries SUPERVISOR_RUN=<tag> (Linux: /proc/<pid>/environ; elsewhere
+    nothing: macOS does not expose other processes' environments cheaply). Our own marker, never a name."""
+    if not _HAVE_PROC:
+        return []
+    needle = f"{TAG_VAR}={tag}".encode()
+    out = []
+    me = os.getpid()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == me:
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as fh:
+                env = fh.read()
+        except OSError:
+            continue  # another user's process, or it exited: not ours / nothing to do
+        if needle in env.split(b"\0"):
+            ident = ident_of(int(entry))
+            if ident is not None and not is_zombie(ident.pid):
+                out.append(ident)
+    return out
 
 
 def group_members(pgid: int, table: list[tuple[int, int, int]] | None = None) -> list[int]:

@@ -8,9 +8,10 @@ live: signal engine, executor). `SUPERVISOR_CHILDREN_FILE` may name a JSON file 
                    "heartbeat": ["{state_dir}/heartbeat/a"], "stale_after": 5, "env": {"X": "1"}}]}
 
 Timing knobs are environment variables (defaults in brackets), all in seconds unless said:
-SUPERVISOR_BACKOFF_BASE [1], SUPERVISOR_BACKOFF_MAX [60], SUPERVISOR_MIN_UPTIME [5] (a child that
-dies sooner counts as a failed start), SUPERVISOR_MAX_FAILS [5] (failed starts in a row before
-FATAL), SUPERVISOR_STOP_TIMEOUT [15] (TERM -> KILL), SUPERVISOR_TICK [0.2],
+SUPERVISOR_BACKOFF_BASE [1], SUPERVISOR_BACKOFF_MAX [60] (failed starts in a row wait 1, 2, 4 ...
+60 s; a child that ran longer than MIN_UPTIME is restarted at once), SUPERVISOR_MIN_UPTIME [5] (a
+child that dies sooner counts as a failed start), SUPERVISOR_MAX_FAILS [5] (failed starts in a row
+before FATAL), SUPERVISOR_STOP_TIMEOUT [15] (TERM -> KILL), SUPERVISOR_TICK [0.2],
 SUPERVISOR_STALE_<NAME> (heartbeat limit of one child), SUPERVISOR_LOG_MAX_BYTES [10485760],
 SUPERVISOR_LOG_KEEP [3].
 """

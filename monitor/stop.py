@@ -17,7 +17,7 @@ from pathlib import Path
 from core.durable_files import atomic_write_json, read_json
 
 from . import pidfiles
-from .procs import Ident, signal_group, signal_members
+from .procs import Ident, run_tag, signal_group, signal_leader, signal_members, tagged
 from .settings import Knobs, Paths
 
 POLL_S = 0.05
@@ -48,8 +48,10 @@ def _wait(cond: Callable[[], bool], timeout: float) -> bool:
 
 
 def stop_group(ident: Ident, desc: list[Ident], timeout: float) -> bool:
-    """TERM the group (and CONT it), wait, then KILL the group and recorded leftovers. True if gone."""
-    signal_group(ident, signal.SIGTERM)
+    """TERM the leader (and CONT its group), wait, then KILL the group and recorded leftovers. True if gone.
+
+    TERM goes to the leader only so it can shut down cleanly (see supervise.Monitor._begin_stop)."""
+    signal_leader(ident, signal.SIGTERM)
     signal_group(ident, signal.SIGCONT)
 
     def gone() -> bool:
@@ -72,7 +74,7 @@ def _child_files(paths: Paths) -> list[Path]:
 
 
 def stop_all(paths: Paths, knobs: Knobs, out: Callable[[str], None] = print) -> int:
-    did = False
+    did = survived = False
     mon_file = paths.pid_file("monitor")
     mon, problem = pidfiles.read(mon_file)
     n_children = len(_child_files(paths))
@@ -107,6 +109,7 @@ def stop_all(paths: Paths, knobs: Knobs, out: Callable[[str], None] = print) -> 
             out(f"stop: {rec.name} (pid {rec.ident.pid}): TERM to its process group")
             if not stop_group(rec.ident, rec.descendants, knobs.stop_timeout):
                 out(f"stop: {rec.name}: some process survived KILL (pid {rec.ident.pid}); see `ps -g {rec.ident.pgid}`")
+                survived = True
                 continue
         else:
             if left:
@@ -122,7 +125,17 @@ def stop_all(paths: Paths, knobs: Knobs, out: Callable[[str], None] = print) -> 
                 out(f"stop: {rec.name}: not running; stale pid file removed")
         pidfiles.remove(f)
 
+    if mon is not None:
+        stray = tagged(run_tag(mon.ident))
+        if stray:
+            did = True
+            out(f"stop: killing {len(stray)} leftover process(es) of that run: pids "
+                + ", ".join(str(i.pid) for i in stray))
+            signal_members(stray, signal.SIGKILL)
     _mark_stopped(paths)
+    if survived:
+        out("stop: not everything could be stopped (see above)")
+        return 1
     out("stop: everything stopped" if did else "stop: nothing was running")
     return 0
 

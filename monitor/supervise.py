@@ -28,7 +28,18 @@ from core.durable_files import atomic_write_json, read_json
 
 from . import pidfiles
 from .pidfiles import PidRecord
-from .procs import Ident, descendants, ident_of, process_table, signal_group, signal_members
+from .procs import (
+    TAG_VAR,
+    Ident,
+    descendants,
+    ident_of,
+    process_table,
+    run_tag,
+    signal_group,
+    signal_leader,
+    signal_members,
+    tagged,
+)
 from .rotate import rotate_logs
 from .settings import ChildSpec, Knobs, Paths
 
@@ -123,6 +134,9 @@ class Monitor:
         env = dict(self.base_env)
         env.update(c.spec.env)
         env["SUPERVISED_BY"] = str(os.getpid())
+        env.setdefault("PYTHONUNBUFFERED", "1")  # lines reach logs/<name>.log as they are written
+        if self.ident is not None:
+            env[TAG_VAR] = run_tag(self.ident)
         fd = os.open(self.paths.log_file(c.name), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             os.write(fd, f"---- supervisor: starting {c.name} (start #{c.starts + 1}) at "
@@ -157,8 +171,11 @@ class Monitor:
         c.state, c.stop_reason = "stopping", reason
         c.kill_at = now + (self.knobs.stop_timeout if timeout is None else timeout)
         if c.ident is not None:
-            # CONT after TERM: a stopped (SIGSTOP) process must run to act on the TERM.
-            signal_group(c.ident, signal.SIGTERM)
+            # TERM to the child itself, so it can shut down cleanly: a TERM to its whole group would
+            # also hit helpers it manages (Playwright's driver under the executor) and pull the rug
+            # out from under its own shutdown. The group and every recorded descendant get KILL at the
+            # deadline. CONT: a stopped (SIGSTOP) process must run to act on the TERM.
+            signal_leader(c.ident, signal.SIGTERM)
             signal_group(c.ident, signal.SIGCONT)
 
     def _poll_exit(self, c: Child) -> bool:
@@ -183,7 +200,8 @@ class Monitor:
             return
         if exited and c.kill_at > now + REAP_GRACE_S:
             c.kill_at = now + REAP_GRACE_S  # the leader is gone: its leftovers get a short grace only
-        if exited and left and not c.termed_leftovers:
+        if exited and (left or group_alive) and not c.termed_leftovers:
+            # The child is gone: what it left (recorded descendants, their groups) gets TERM, then KILL.
             signal_members(left, signal.SIGTERM)
             signal_members(left, signal.SIGCONT)
             c.termed_leftovers = True
@@ -219,11 +237,14 @@ class Monitor:
             c.state = "FATAL"
             c.fatal_reason = (f"{c.failures} failed starts in a row (last: {reason} after {uptime:.1f} s);"
                               f" left down, see {self.paths.log_file(c.name)}")
-            log.error("%s: FATAL: %s. The other processes carry on; ./supervisor.sh restart retries it.",
-                      c.name, c.fatal_reason)
+            log.error("%s: FATAL: %s. The other processes carry on; ./supervisor.sh up %s retries it.",
+                      c.name, c.fatal_reason, c.name)
             _notify(self.cfg, "fatal", f"{c.name} FATAL: {c.fatal_reason}")
             return
-        delay = self.knobs.backoff(max(1, c.failures))
+        # A child that ran healthily (longer than MIN_UPTIME) is restarted at once; failed starts
+        # in a row wait 1, 2, 4 ... BACKOFF_MAX seconds. So a crash costs ~nothing, a crash loop
+        # is slowed down, and at most one restart per MIN_UPTIME happens without back-off.
+        delay = self.knobs.backoff(c.failures) if failed else 0.0
         c.state, c.next_start_at = "backoff", now + delay
         log.warning("%s: %s after %.1f s%s; restarting in %g s", c.name, reason, uptime,
                     f" (failed start {c.failures}/{self.knobs.max_fails})" if failed else "", delay)
@@ -276,7 +297,15 @@ class Monitor:
                 elif now >= c.next_start_at and not gate_closed:
                     self._spawn(c)
                     gate_closed = self.initial_phase and bool(c.spec.heartbeat) and c.state == "running"
-            elif c.state == "down":
+            retry = self.paths.down_dir / f"{c.name}.retry"
+            if c.state == "FATAL":
+                if retry.exists():
+                    retry.unlink(missing_ok=True)
+                    log.info("%s: retry requested (./supervisor.sh up %s); starting it again", c.name, c.name)
+                    c.state, c.failures, c.fatal_reason, c.next_start_at = "waiting", 0, None, now
+            elif retry.exists():
+                retry.unlink(missing_ok=True)  # a retry only means something for a FATAL child
+            if c.state == "down":
                 if not self._down(c):
                     log.info("%s: down file removed; starting it", c.name)
                     c.state, c.failures, c.next_start_at = "waiting", 0, now
@@ -326,7 +355,11 @@ class Monitor:
                  ", ".join(c.name for c in self.children), self.cfg.mode)
         try:
             while not self.shutdown_requested:
-                self.tick()
+                try:
+                    self.tick()
+                except Exception:  # noqa: BLE001 - nothing restarts the monitor: log, pause, carry on
+                    log.exception("monitor: unexpected error in the watch loop; retrying in 1 s")
+                    time.sleep(1.0)
                 time.sleep(self.knobs.tick)
         finally:
             self.shutdown()
@@ -343,6 +376,12 @@ class Monitor:
                         time.sleep(0.05)
             elif c.state != "down":
                 c.state = "stopped"  # a FATAL child keeps its fatal_reason in the status file
+        if self.ident is not None:
+            stray = tagged(run_tag(self.ident))
+            if stray:
+                log.warning("monitor: %d process(es) started under this run outlived their parents (pids %s);"
+                            " killing them", len(stray), ", ".join(str(i.pid) for i in stray))
+                signal_members(stray, signal.SIGKILL)
         self.write_status(self.clock(), "stopped", force=True)
         pidfiles.remove(self.paths.pid_file("monitor"))
         log.info("monitor: every child stopped; exiting")

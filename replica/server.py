@@ -232,7 +232,7 @@ class MarketHandler(_Handler):
             with st.lock:
                 once = [f for f in st.faults if f.mode == "once" and f.kind in ("markup_variant", "market_unavailable")]
             for f in once:
-                if st.take_fault(f.kind, f.asset):
+                if st.consume(f):
                     if f.kind == "markup_variant":
                         overrides["variant"] = True
                     else:

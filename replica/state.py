@@ -244,6 +244,18 @@ class ReplicaState:
             self.snapshot()
         return n
 
+    def consume(self, fault: Fault) -> bool:
+        """Fire this very fault (a one-shot one is removed); False if it is no longer armed."""
+        with self.lock:
+            if fault not in self.faults:
+                return False
+            fault.fired += 1
+            if fault.mode == "once":
+                self.faults.remove(fault)
+            self.snapshot()
+        log.info("fault fired: %s (%s)", fault.kind, fault.mode)
+        return True
+
     def take_fault(self, kinds: tuple[str, ...] | str, asset: str | None = None) -> Fault | None:
         """The first armed fault of these kinds (for this asset); a one-shot one is consumed."""
         kinds = (kinds,) if isinstance(kinds, str) else kinds
@@ -297,6 +309,9 @@ class ReplicaState:
             for r in self.requests.values():
                 if (r["status"] == "pending" and r["asset"] == asset and r["slug"] == market["slug"]
                         and r["side"] == side and r["amount"] == amount):
+                    # The same Buy again (a double click, or after a reload): the same request, and
+                    # its popup opens now even if a one-shot fault hid or delayed it the first time.
+                    r["popup"], r["popup_delay_ms"] = True, 0
                     return self._intent_answer(r, reused=True)
             for r in self.requests.values():
                 if r["status"] == "pending" and r["asset"] == asset:
@@ -455,6 +470,7 @@ class ReplicaState:
             "id": f"ORD-{self.next_order:06d}",
             "asset": req["asset"], "window_start": req["window_start"], "window_end": req["window_end"],
             "slug": req["slug"], "side": side, "amount": amount, "price": price,
+            "title": window_title(Window(req["asset"], req["window_start"], req["window_end"] - req["window_start"])),
             "shares": fill.shares, "gross_shares": fill.gross_shares,
             "fee": fill.fee_usd, "fee_shares": fill.fee_shares,
             "time": now, "time_iso": iso_utc(now), "status": "filled", "result": None, "payout": None,

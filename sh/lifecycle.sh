@@ -23,9 +23,10 @@ _preflight() {
 }
 
 # Non-blocking exclusive lock on an open fd: flock(1), or Python's fcntl where flock(1) is
-# missing (macOS). Both lock the open file itself, which the monitor inherits and keeps.
+# missing (macOS; SUPERVISOR_NO_FLOCK=1 forces this path, for the tests). Both lock the open
+# file itself, which the monitor inherits and keeps.
 _lock_nb() {
-  if command -v flock >/dev/null 2>&1; then
+  if [ -z "${SUPERVISOR_NO_FLOCK:-}" ] && command -v flock >/dev/null 2>&1; then
     flock -n "$1"
   else
     "$PY" -c 'import fcntl, sys; fcntl.flock(int(sys.argv[1]), fcntl.LOCK_EX | fcntl.LOCK_NB)' "$1" 2>/dev/null

@@ -23,7 +23,7 @@ from signal_engine import model
 from signal_engine.backtest_engine import REPORT_MINUTES, StrategySettings, asset_report
 from signal_engine.backtest_report import plots, summary
 from signal_engine.backtest_strategy import MarketAssumption
-from signal_engine.history import load_candles, segments
+from signal_engine.history import concat, load_candles, segments
 
 log = logging.getLogger("backtest")
 REPO = Path(__file__).resolve().parent.parent
@@ -56,6 +56,10 @@ def verdicts(report: dict) -> list[str]:
     """Plain sentences on the quality bars, the heuristic and the strategies, from the figures."""
     out = []
     for asset, a in report["assets"].items():
+        if not a["windows"]:
+            out.append(f"[SKIP] {asset}: no usable window (each needs {model.HISTORY_NEEDED_S / 60:.0f} minutes of "
+                       "gap-free history before its start and its 15 minutes)")
+            continue
         for minute, bars in QUALITY_BARS.items():
             r = a["prob_up"][minute]
             for k, lim in bars.items():
@@ -102,18 +106,20 @@ def run(files: list[Path], out_dir: Path, only_asset: str | None, market: Market
         "assets": {},
         "plots": [],
     }
+    by_asset: dict[str, list[Path]] = {}
     for path in files:
-        asset = asset_of(path)
+        by_asset.setdefault(asset_of(path), []).append(path)
+    for asset, paths in by_asset.items():
         if only_asset and asset != only_asset.upper():
             continue
-        if asset in report["assets"]:
-            raise InputError(f"two data files for {asset} ({path}); pass --data for one of them")
         t = time.monotonic()
-        c = load_candles(path)
-        log.info("%s: %d candles from %s (%d bad rows dropped)", asset, len(c), path, c.dropped_rows)
+        parts = [load_candles(p) for p in paths]
+        c = concat(parts)
+        log.info("%s: %d candles from %s (%d bad or duplicate rows dropped)", asset, len(c),
+                 ", ".join(map(str, paths)), c.dropped_rows)
         section, r, trades = asset_report(c, params, market, settings, progress=progress, label=asset, folds=folds)
-        section["data"] = {"file": str(path), "candles": len(c), "dropped_rows": c.dropped_rows,
-                           "segments": len(segments(c.open_time, c.step_s))}
+        section["data"] = {"file": ", ".join(map(str, paths)), "files": [str(p) for p in paths], "candles": len(c),
+                           "dropped_rows": c.dropped_rows, "segments": len(segments(c.open_time, c.step_s))}
         section["runtime_s"] = round(time.monotonic() - t, 3)
         if make_plots and len(r.windows):
             report["plots"] += plots(out_dir, asset, r, r.prob(params), trades)
@@ -128,7 +134,9 @@ def run(files: list[Path], out_dir: Path, only_asset: str | None, market: Market
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m signal_engine.backtest", description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", action="append", type=Path, help="candle CSV (repeatable); default: ../shared/data/*")
+    p.add_argument("--data", action="append", type=Path,
+                   help="candle CSV (repeatable; files of one asset, e.g. monthly dumps, are joined); "
+                        "default: ../shared/data/*")
     p.add_argument("--out", type=Path, default=REPO / "logs" / "backtest", help="output folder")
     p.add_argument("--asset", help="only this asset (BTC, ETH, ...)")
     p.add_argument("--confidence", type=float, default=60.0, help="seed strategy threshold (CONFIDENCE)")

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
+from core.window_grid import iso_utc
 from signal_engine import model
 from signal_engine.backtest_data import Windows, build_windows
 from signal_engine.backtest_metrics import confidence_table, log_loss, prob_metrics, trade_stats
@@ -69,11 +70,13 @@ class Run:
     def col(self, minute: int) -> int:
         return int(np.nonzero(self.minutes == minute)[0][0])
 
-    def prob(self, params: model.ModelParams, rows: np.ndarray | slice = slice(None)) -> np.ndarray:
-        """prob_up (n, M) with `params` (its vol lookback must be one of the computed ones)."""
-        sig = self.sigma[float(params.vol_lookback_s)][rows]
-        return model.prob_up(self.windows.open[rows][:, None], self.price[rows], self.seconds_left[None, :],
-                             sig, self.score[rows], params)
+    def prob(self, params: model.ModelParams, rows: np.ndarray | slice = slice(None),
+             cols: list[int] | None = None) -> np.ndarray:
+        """prob_up (rows, M or len(cols)) with `params` (its vol lookback must have been computed)."""
+        c = slice(None) if cols is None else np.asarray(cols)
+        sig = self.sigma[float(params.vol_lookback_s)][rows][:, c]
+        return model.prob_up(self.windows.open[rows][:, None], self.price[rows][:, c],
+                             self.seconds_left[c][None, :], sig, self.score[rows][:, c], params)
 
 
 def compute_run(c: Candles, params: model.ModelParams = model.DEFAULT_PARAMS,
@@ -148,6 +151,8 @@ class StrategySettings:
     min_edge: float = 0.03          # edge threshold (MIN_EDGE)
     entry_start: float = 0.0        # seconds into the window (ENTRY_START)
     entry_end: float = 720.0        # ENTRY_END (0.8 of 900 s)
+    min_price: float = 0.05         # MIN_PRICE: the executor buys no ask below this
+    max_price: float = 0.95         # MAX_PRICE: ... nor above this
 
 
 def entry_columns(run: Run, s: StrategySettings) -> np.ndarray:
@@ -161,19 +166,20 @@ def market_asks(run: Run, m: MarketAssumption) -> tuple[np.ndarray, np.ndarray]:
 
 
 def run_seed(run: Run, m: MarketAssumption, threshold: float, rows: np.ndarray,
-             ask_up: np.ndarray, ask_dn: np.ndarray) -> Trades:
+             ask_up: np.ndarray, ask_dn: np.ndarray, s: StrategySettings = StrategySettings()) -> Trades:
     j = run.col(0)
     t = seed_trades(run.direction[rows, j], run.confidence[rows, j], run.windows.up[rows],
-                    ask_up[rows, j], ask_dn[rows, j], threshold, m)
+                    ask_up[rows, j], ask_dn[rows, j], threshold, m, s.min_price, s.max_price)
     t.window = rows[t.window]
     return t
 
 
 def run_edge(run: Run, m: MarketAssumption, q: np.ndarray, min_edge: float, rows: np.ndarray,
-             ask_up: np.ndarray, ask_dn: np.ndarray, cols: np.ndarray) -> Trades:
+             ask_up: np.ndarray, ask_dn: np.ndarray, cols: np.ndarray,
+             s: StrategySettings = StrategySettings()) -> Trades:
     """q: prob_up (len(rows), M) for those rows."""
     t = edge_trades(q[:, cols], ask_up[rows][:, cols], ask_dn[rows][:, cols], run.windows.up[rows],
-                    run.minutes[cols], min_edge, m)
+                    run.minutes[cols], min_edge, m, s.min_price, s.max_price)
     t.window = rows[t.window]
     return t
 
@@ -218,7 +224,7 @@ def walk_forward(run: Run, m: MarketAssumption, s: StrategySettings, base: model
     # Per-window loss of every candidate, once: fitting is then a mean over earlier rows.
     loss = np.empty((len(grid), n))
     for i, p in enumerate(grid):
-        q = np.clip(run.prob(p)[:, rep_cols], 1e-6, 1 - 1e-6)
+        q = np.clip(run.prob(p, cols=rep_cols), 1e-6, 1 - 1e-6)
         loss[i] = -np.mean(y[:, None] * np.log(q) + (1 - y[:, None]) * np.log(1 - q), axis=1)
     ask_up, ask_dn = market_asks(run, m)
     m0 = replace(m, lag_minutes=0)
@@ -235,27 +241,28 @@ def walk_forward(run: Run, m: MarketAssumption, s: StrategySettings, base: model
         if not train.size or not test.size:
             continue
         best = grid[int(np.argmin(loss[:, train].mean(axis=1)))]
-        seed_pnl = [run_seed(run, m, th, train, ask_up, ask_dn).pnl.sum() for th in SEED_THRESHOLDS]
+        seed_pnl = [run_seed(run, m, th, train, ask_up, ask_dn, s).pnl.sum() for th in SEED_THRESHOLDS]
         th = SEED_THRESHOLDS[int(np.argmax(seed_pnl))]
         q_train = run.prob(best, train)
-        edge_pnl = [run_edge(run, m, q_train, me, train, ask_up, ask_dn, cols).pnl.sum() for me in MIN_EDGES]
+        edge_pnl = [run_edge(run, m, q_train, me, train, ask_up, ask_dn, cols, s).pnl.sum()
+                    for me in MIN_EDGES]
         me = MIN_EDGES[int(np.argmax(edge_pnl))]
         q_test = run.prob(best, test)
         best_tilt = grid[tilt_idx[int(np.argmin(loss[tilt_idx][:, train].mean(axis=1)))]]
         tilt_q.append(run.prob(best_tilt, test))
         oos_q.append(q_test)
         oos_rows.append(test)
-        seed_parts.append(run_seed(run, m, th, test, ask_up, ask_dn))
-        edge_parts.append(run_edge(run, m, q_test, me, test, ask_up, ask_dn, cols))
+        seed_parts.append(run_seed(run, m, th, test, ask_up, ask_dn, s))
+        edge_parts.append(run_edge(run, m, q_test, me, test, ask_up, ask_dn, cols, s))
         # The same fitted model against a market without lag: is there any edge left?
-        e0_pnl = [run_edge(run, m0, q_train, x, train, a0u, a0d, cols).pnl.sum() for x in MIN_EDGES]
+        e0_pnl = [run_edge(run, m0, q_train, x, train, a0u, a0d, cols, s).pnl.sum() for x in MIN_EDGES]
         me0 = MIN_EDGES[int(np.argmax(e0_pnl))]
-        edge0_parts.append(run_edge(run, m0, q_test, me0, test, a0u, a0d, cols))
-        base_edge_parts.append(run_edge(run, m, run.prob(base, test), s.min_edge, test, ask_up, ask_dn, cols))
+        edge0_parts.append(run_edge(run, m0, q_test, me0, test, a0u, a0d, cols, s))
+        base_edge_parts.append(run_edge(run, m, run.prob(base, test), s.min_edge, test, ask_up, ask_dn, cols, s))
         start = run.windows.start
         fold_rows.append({"fold": k, "train_windows": int(train.size), "test_windows": int(test.size),
-                          "train_until": float(start[train[-1]]), "test_from": float(start[test[0]]),
-                          "test_until": float(start[test[-1]]), "fitted_prob_params": _short(best),
+                          "train_until": iso_utc(float(start[train[-1]])), "test_from": iso_utc(float(start[test[0]])),
+                          "test_until": iso_utc(float(start[test[-1]])), "fitted_prob_params": _short(best),
                           "fitted_tilt_alone": best_tilt.tilt_weight,
                           "fitted_seed_confidence": th, "fitted_min_edge": me,
                           "fitted_min_edge_market_without_lag": me0})
@@ -300,30 +307,34 @@ def asset_report(c: Candles, params: model.ModelParams, m: MarketAssumption, s: 
     ask_up, ask_dn = market_asks(run, m)
     cols = entry_columns(run, s)
     q = run.prob(params)
-    seed = run_seed(run, m, s.confidence, all_rows, ask_up, ask_dn)
-    edge = run_edge(run, m, q, s.min_edge, all_rows, ask_up, ask_dn, cols)
+    seed = run_seed(run, m, s.confidence, all_rows, ask_up, ask_dn, s)
+    edge = run_edge(run, m, q, s.min_edge, all_rows, ask_up, ask_dn, cols, s)
     m0 = replace(m, lag_minutes=0)
     a0u, a0d = market_asks(run, m0)
-    edge0 = run_edge(run, m0, q, s.min_edge, all_rows, a0u, a0d, cols)
-    seed0 = run_seed(run, m0, s.confidence, all_rows, a0u, a0d)
+    edge0 = run_edge(run, m0, q, s.min_edge, all_rows, a0u, a0d, cols, s)
+    seed0 = run_seed(run, m0, s.confidence, all_rows, a0u, a0d, s)
     section = {
         "windows": len(w),
         "windows_up": int(w.up.sum()),
         "windows_skipped_no_history": w.skipped_history,
         "windows_skipped_partial": w.skipped_partial,
-        "first_window": float(w.start[0]) if len(w) else None,
-        "last_window": float(w.start[-1]) if len(w) else None,
+        "first_window": iso_utc(float(w.start[0])) if len(w) else None,
+        "last_window": iso_utc(float(w.start[-1])) if len(w) else None,
         "prob_up": prob_section(run, params),
         "heuristic": heuristic_section(run),
         "strategies": {
-            "seed": {"settings": {"confidence_threshold": s.confidence, "at": "window open"},
+            "seed": {"settings": {"confidence_threshold": s.confidence, "at": "window open",
+                                  "price_range": [s.min_price, s.max_price]},
                      "lagged_market": stats(seed), "market_without_lag": stats(seed0)},
             "edge": {"settings": {"min_edge": s.min_edge, "entry_start": s.entry_start, "entry_end": s.entry_end,
-                                  "edge": "prob - ask - fee_rate * (ask * (1 - ask)) ** fee_exponent"},
+                                  "edge": "prob - ask - prob * fee_rate * (ask * (1 - ask)) ** fee_exponent",
+                                  "price_range": [s.min_price, s.max_price]},
                      "lagged_market": stats(edge), "market_without_lag": stats(edge0)},
         },
         "walk_forward": walk_forward(run, m, s, params, folds),
         "params": asdict(params),
+        "in_sample": ["prob_up", "heuristic", "strategies"],   # fixed defaults, chosen on the dev set
+        "out_of_sample": ["walk_forward.*_out_of_sample*"],
     }
     trades = {"seed": seed, "edge (lag)": edge, "edge (no lag)": edge0}
     return section, run, trades

@@ -92,11 +92,14 @@ def plots(out_dir: Path, asset: str, run: Run, q: np.ndarray, trades: dict[str, 
     plt.close(fig)
     paths.append(str(p))
 
-    fig, ax = plt.subplots(figsize=(8, 4.5))
+    fig, ax = plt.subplots(figsize=(9, 4.5))
     for name, t in trades.items():
         order = np.argsort(t.window, kind="stable")
-        ax.plot(np.cumsum(t.pnl[order]), label=f"{name} ({t.pnl.size} trades)")
-    ax.set_xlabel("trade #")
+        when = (run.windows.start[t.window[order]] * 1000).astype("datetime64[ms]")
+        ax.step(when, np.cumsum(t.pnl[order]), where="post", label=f"{name} ({t.pnl.size} trades)")
+    ax.axhline(0.0, color="grey", lw=0.8)
+    fig.autofmt_xdate()
+    ax.set_xlabel("window start (UTC); flat stretches are gaps in the data")
     ax.set_ylabel("cumulative P&L (USD)")
     ax.set_title(f"{asset}: equity under the assumed market (see report assumptions)")
     ax.legend()

@@ -80,26 +80,39 @@ class Trades:
 
 
 def seed_trades(direction0: np.ndarray, confidence0: np.ndarray, up: np.ndarray,
-                ask_up0: np.ndarray, ask_dn0: np.ndarray, threshold: float, m: MarketAssumption) -> Trades:
-    """The seed: at the window's open, buy the heuristic's direction if confidence >= threshold."""
-    sel = (direction0 != 0) & (confidence0 >= threshold)
+                ask_up0: np.ndarray, ask_dn0: np.ndarray, threshold: float, m: MarketAssumption,
+                min_price: float = 0.0, max_price: float = 1.0) -> Trades:
+    """The seed: at the window's open, buy the heuristic's direction if confidence >= threshold
+    (and its ask is inside [min_price, max_price])."""
     side_up = direction0 == 1
     ask = np.where(side_up, ask_up0, ask_dn0)
+    sel = (direction0 != 0) & (confidence0 >= threshold) & (ask >= min_price - 1e-9) & (ask <= max_price + 1e-9)
     pnl, won, ok = _settle(ask, side_up, up, m)
     sel &= ok
     idx = np.nonzero(sel)[0]
     return Trades(idx, np.zeros(idx.size, dtype=np.int64), side_up[idx], ask[idx], pnl[idx], won[idx])
 
 
+def edge_of(prob: np.ndarray, ask: np.ndarray, m: MarketAssumption) -> np.ndarray:
+    """Expected profit per share bought at `ask`, net of the fee (as executor/decision.py):
+    prob - ask - prob * fee_rate * (ask (1 - ask))^exponent."""
+    return prob - ask - prob * fee_per_share(ask, m)
+
+
 def edge_trades(q: np.ndarray, ask_up: np.ndarray, ask_dn: np.ndarray, up: np.ndarray,
-                minutes: np.ndarray, min_edge: float, m: MarketAssumption) -> Trades:
-    """The edge strategy: at the first minute of the entry interval where
-    prob - ask - fee_per_share >= min_edge for a side, buy that side (once per window).
+                minutes: np.ndarray, min_edge: float, m: MarketAssumption,
+                min_price: float = 0.0, max_price: float = 1.0) -> Trades:
+    """The edge strategy: at the first minute of the entry interval where a side's edge
+    (`edge_of`) is >= min_edge and its ask is inside [min_price, max_price], buy the side with
+    the larger edge (once per window).
 
     q, ask_up, ask_dn: (windows, len(minutes)) matrices over the entry interval's minutes.
     """
-    e_up = q - ask_up - fee_per_share(ask_up, m)
-    e_dn = (1.0 - q) - ask_dn - fee_per_share(ask_dn, m)
+    def usable(ask: np.ndarray) -> np.ndarray:
+        return (ask >= min_price - 1e-9) & (ask <= max_price + 1e-9)
+
+    e_up = np.where(usable(ask_up), edge_of(q, ask_up, m), -np.inf)
+    e_dn = np.where(usable(ask_dn), edge_of(1.0 - q, ask_dn, m), -np.inf)
     side_up_all = e_up >= e_dn
     best = np.where(side_up_all, e_up, e_dn)
     hit = best >= min_edge

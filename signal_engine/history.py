@@ -116,6 +116,20 @@ def load_candles(path: Path | str) -> Candles:
     return Candles(ts, arr[:, 1], arr[:, 2], arr[:, 3], arr[:, 4], arr[:, 5], dropped)
 
 
+def concat(parts: list[Candles]) -> Candles:
+    """Several candle sets of one asset (e.g. Binance's monthly dumps) as one, sorted, de-duplicated."""
+    if len(parts) == 1:
+        return parts[0]
+    t = np.concatenate([c.open_time for c in parts])
+    cols = [np.concatenate([getattr(c, k) for c in parts]) for k in ("open", "high", "low", "close", "volume")]
+    order = np.argsort(t, kind="stable")
+    t = t[order]
+    keep = np.concatenate(([True], np.diff(t) > 0))
+    dropped = sum(c.dropped_rows for c in parts) + int((~keep).sum())
+    o, h, lo, c, v = (x[order][keep] for x in cols)
+    return Candles(t[keep], o, h, lo, c, v, dropped, parts[0].step_s)
+
+
 def segments(open_time: np.ndarray, step_s: float = 60.0) -> list[tuple[int, int]]:
     """[start, end) index ranges of contiguous candles (no missing minute inside)."""
     if open_time.size == 0:

@@ -80,13 +80,22 @@ def momentum(times, prices, now, lookback: float, params: ModelParams = DEFAULT_
     return np.where(gap_free(times, now, lookback, params.max_gap_s), out, np.nan)
 
 
-def _grid_log_returns(times, prices, now, lookback: float, step: float) -> np.ndarray:
-    """Matrix (len(now), K) of log returns on a grid of `step` s ending at each `now`."""
-    now = _as_array(now)
+def _price_grid(times, prices, now: np.ndarray, lookback: float, step: float) -> np.ndarray:
+    """Matrix (len(now), K + 1) of prices at now - K*step, ..., now - step, now (oldest first)."""
     k = int(round(lookback / step))
-    offsets = step * np.arange(k, -1, -1, dtype=float)      # oldest first, 0 last
-    grid = price_at(times, prices, (now[:, None] - offsets[None, :]).ravel()).reshape(len(now), k + 1)
-    return np.diff(np.log(grid), axis=1)
+    offsets = step * np.arange(k, -1, -1, dtype=float)
+    return price_at(times, prices, (now[:, None] - offsets[None, :]).ravel()).reshape(len(now), k + 1)
+
+
+def _sigma_of(rets: np.ndarray, step: float) -> np.ndarray:
+    """Volatility per sqrt(second) of a matrix of `step`-second log returns (zero-mean estimator)."""
+    return np.sqrt(np.mean(rets * rets, axis=1) / step)
+
+
+def _zscore_of(grid: np.ndarray) -> np.ndarray:
+    mean = grid.mean(axis=1)
+    std = grid.std(axis=1)
+    return np.where(std > 0, (grid[:, -1] - mean) / np.where(std > 0, std, 1.0), 0.0)
 
 
 def realized_sigma(times, prices, now, lookback: float | None = None,
@@ -94,9 +103,8 @@ def realized_sigma(times, prices, now, lookback: float | None = None,
     """Volatility per sqrt(second) from `vol_step_s` log returns over `lookback`; NaN across a gap."""
     lookback = params.vol_lookback_s if lookback is None else lookback
     now = _as_array(now)
-    rets = _grid_log_returns(times, prices, now, lookback, params.vol_step_s)
-    sigma = np.sqrt(np.mean(rets * rets, axis=1) / params.vol_step_s)   # zero-mean estimator
-    return np.where(gap_free(times, now, lookback, params.max_gap_s), sigma, np.nan)
+    rets = np.diff(np.log(_price_grid(times, prices, now, lookback, params.vol_step_s)), axis=1)
+    return np.where(gap_free(times, now, lookback, params.max_gap_s), _sigma_of(rets, params.vol_step_s), np.nan)
 
 
 def features(times, prices, now, params: ModelParams = DEFAULT_PARAMS) -> dict[str, np.ndarray]:
@@ -111,16 +119,21 @@ def features(times, prices, now, params: ModelParams = DEFAULT_PARAMS) -> dict[s
     f["acceleration"] = f["momentum_30s"] - prev30
     f["micro"] = momentum(times, prices, now, MICRO_S, params)
     f["macro"] = momentum(times, prices, now, MACRO_S, params)
-    f["vol_short"] = realized_sigma(times, prices, now, VOL_SHORT_S, params)
-    f["vol_long"] = realized_sigma(times, prices, now, VOL_LONG_S, params)
+    # One price grid of `vol_step_s` over the longest of the three lookbacks serves the two
+    # volatilities (the last K returns of it) and the z-score (its last points): the same
+    # numbers as separate grids, for a third of the interpolation.
+    step = params.vol_step_s
+    k_short, k_z = int(round(VOL_SHORT_S / step)), int(MEANREV_S // step)
+    grid = _price_grid(times, prices, now, VOL_LONG_S, step)
+    rets = np.diff(np.log(grid), axis=1)
+    ok_short = k_short <= rets.shape[1] and abs(k_short * step - VOL_SHORT_S) < 1e-9
+    short = _sigma_of(rets[:, -k_short:], step) if ok_short else \
+        realized_sigma(times, prices, now, VOL_SHORT_S, params)
+    f["vol_short"] = np.where(gap_free(times, now, VOL_SHORT_S, params.max_gap_s), short, np.nan)
+    f["vol_long"] = np.where(gap_free(times, now, VOL_LONG_S, params.max_gap_s), _sigma_of(rets, step), np.nan)
     # Mean-reversion pressure: z-score of the price against its mean over MEANREV_S.
-    k = int(MEANREV_S // params.vol_step_s)
-    offsets = params.vol_step_s * np.arange(k, -1, -1, dtype=float)
-    grid = price_at(times, prices, (now[:, None] - offsets[None, :]).ravel()).reshape(len(now), k + 1)
-    mean = grid.mean(axis=1)
-    std = grid.std(axis=1)
-    z = np.where(std > 0, (grid[:, -1] - mean) / np.where(std > 0, std, 1.0), 0.0)
-    f["zscore"] = np.where(gap_free(times, now, MEANREV_S, params.max_gap_s), z, np.nan)
+    zgrid = grid[:, -(k_z + 1):] if k_z + 1 <= grid.shape[1] else _price_grid(times, prices, now, k_z * step, step)
+    f["zscore"] = np.where(gap_free(times, now, MEANREV_S, params.max_gap_s), _zscore_of(zgrid), np.nan)
     return f
 
 

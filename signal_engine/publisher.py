@@ -56,8 +56,8 @@ class AssetState:
     last_error: str | None = None
     open_cache: tuple[int, float | None] | None = None   # (window start, open price or None)
     backfill_source: str | None = None
-    prev_latency_ms: float | None = None       # previous tick: start of the tick -> file replaced
-    prev_write_ms: float | None = None         # ... of which the atomic write (fsync, replace, fsync dir)
+    prev_latency_ms: float | None = None       # previous tick: its start -> os.replace done (readers see it)
+    prev_write_ms: float | None = None         # previous tick's whole atomic write (fsync, replace, fsync dir)
 
 
 def _finite(x):
@@ -68,16 +68,13 @@ def _finite(x):
 
 
 class SignalEngine:
-    def __init__(self, cfg: Config, feed: FallbackChain, mono: Callable[[], float] = time.monotonic,
-                 perf: Callable[[], float] = time.perf_counter):
+    def __init__(self, cfg: Config, feed: FallbackChain, mono: Callable[[], float] = time.monotonic):
         self.cfg = cfg
         self.feed = feed
         self.mono = mono
-        self.perf = perf
         self.pid = os.getpid()
         self.seq = 0
         self.ticks = 0
-        self.skipped_slots = 0
         self.guard: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext
         self.assets = {a: AssetState(a, cfg.signal_path_for(a), TickHistory(HISTORY_KEEP_S)) for a in cfg.assets}
         self._next_snapshot: float | None = None
@@ -130,13 +127,13 @@ class SignalEngine:
     def tick(self, write: bool = True) -> dict[str, dict]:
         docs = {}
         for st in self.assets.values():
-            t0 = self.perf()
+            t0 = time.perf_counter()
             doc = self._compute(st)
             if write:
-                t1 = self.perf()
-                self._write(st, doc)
-                t2 = self.perf()
-                st.prev_latency_ms, st.prev_write_ms = (t2 - t0) * 1000.0, (t2 - t1) * 1000.0
+                t1 = time.perf_counter()
+                replaced_at = self._write(st, doc)
+                t2 = time.perf_counter()
+                st.prev_latency_ms, st.prev_write_ms = (replaced_at - t0) * 1000.0, (t2 - t1) * 1000.0
             docs[st.asset] = doc
         self.ticks += 1
         if write:
@@ -261,9 +258,10 @@ class SignalEngine:
 
     # ---- files -----------------------------------------------------------------------
 
-    def _write(self, st: AssetState, doc: dict) -> None:
+    def _write(self, st: AssetState, doc: dict) -> float:
+        """Atomic replace; returns the perf_counter() reading at the os.replace."""
         with self.guard():
-            atomic_write_json(st.path, doc)
+            return atomic_write_json(st.path, doc)
 
     def _snapshot_if_due(self, docs: dict[str, dict]) -> None:
         now = self.mono()

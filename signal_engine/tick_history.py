@@ -8,8 +8,9 @@ import numpy as np
 class TickHistory:
     """Samples (t, price) with strictly increasing t, keeping about the last `keep_s` seconds."""
 
-    def __init__(self, keep_s: float, capacity: int = 8192):
+    def __init__(self, keep_s: float, capacity: int = 8192, min_spacing_s: float = 0.5):
         self.keep_s = float(keep_s)
+        self.min_spacing_s = float(min_spacing_s)
         self._t = np.empty(capacity)
         self._p = np.empty(capacity)
         self._lo = 0
@@ -27,10 +28,19 @@ class TickHistory:
         return float(self._t[self._lo]) if self._hi > self._lo else None
 
     def add(self, t: float, price: float) -> bool:
-        """Append a sample; False (ignored) if it is not newer than the last one."""
+        """Append a sample; False (ignored) if it is not newer than the last one.
+
+        Samples closer than `min_spacing_s` to the one before the last replace the last one, so
+        the buffer stays bounded at any tick rate (the model's shortest lookback is 30 s) while
+        its last sample is always the latest price.
+        """
         last = self.last_time
         if last is not None and t <= last:
             return False
+        if len(self) >= 2 and t - self._t[self._hi - 2] < self.min_spacing_s:
+            self._t[self._hi - 1] = t
+            self._p[self._hi - 1] = price
+            return True
         if self._hi == self._t.size:
             self._compact(extra=1)
         self._t[self._hi] = t

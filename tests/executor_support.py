@@ -268,3 +268,33 @@ def wait_for_decision(env: dict, asset: str, window_start: int, timeout: float) 
 
 def json_dump(obj) -> str:
     return json.dumps(obj, indent=1)[:4000]
+
+
+def decided(env: dict, asset: str, window_start: int) -> bool:
+    """The window has its decision line and, if traded, a terminal outcome in the journal."""
+    line = next((d for d in decisions(env) if d["asset"] == asset and d["window_start"] == window_start), None)
+    if line is None:
+        return False
+    if line["action"] != "traded":
+        return True
+    return any(e in ("filled", "failed", "wallet_rejected", "unknown") for e in events_for(env, asset, window_start))
+
+
+def arm_for_next_window(env: dict, replica, assets: tuple[str, ...], window_seconds: int,
+                        faults: dict[str, dict] | None = None, margin: float = 0.3) -> int:
+    """Wait until the current window is decided for every asset (a window the executor never saw
+    counts as over once it ends), arm `faults` (asset -> spec), and return the next window's start."""
+    deadline = time.monotonic() + 4 * window_seconds
+    while True:
+        start = int(time.time() // window_seconds) * window_seconds
+        done = wait_until(lambda s=start: all(decided(env, a, s) for a in assets)
+                          or time.time() >= s + window_seconds, window_seconds + 5,
+                          what=f"the window {start} to be decided")
+        nxt = start + window_seconds
+        if done is True and all(decided(env, a, start) for a in assets) and nxt - time.time() > margin:
+            if faults:
+                replica.faults(*[{**spec, "asset": a} for a, spec in faults.items()])
+            return nxt
+        if time.monotonic() > deadline:
+            raise AssertionError("no window could be armed in time")
+        wait_until(lambda n=nxt: time.time() >= n, window_seconds + 1, what="the next window")

@@ -17,6 +17,8 @@ Stable API (other areas rely on it; extend, never rename):
       .faults(*specs) -> arms faults ({"kind": ..., "mode": "once"|"persistent", ...}) and returns the
                          armed list; with no argument, lists the armed faults
       .clear_faults();  .reset();  .lock_wallet()
+      .place_order(asset="BTC", side="UP", amount="10") -> the wallet's confirm answer (status, order_id):
+                         what the page and the popup do, over plain HTTP (an order placed "by hand")
       .wait_for(predicate, timeout=10, what="...") -> the predicate's truthy value (no sleeps in tests)
       .kill(sig=signal.SIGKILL) -> exit code;  .stop() (SIGTERM, then SIGKILL after 10 s) -> exit code
       .restart() -> same ports, same state file;  .start();  .log_text()
@@ -261,6 +263,17 @@ class Replica:
 
     def lock_wallet(self) -> None:
         self.api("POST", "/api/wallet/lock", {})
+
+    def place_order(self, asset: str = "BTC", side: str = "UP", amount: str = "10") -> dict:
+        intent = self.api("POST", "/api/intents", {"asset": asset, "side": side, "amount": amount})
+        status, body = self.request("POST", "/wallet/api/unlock", {"password": self.password}, base=self.wallet_origin)
+        if status != 200:
+            raise ReplicaApiError(status, body, "POST", "/wallet/api/unlock")
+        status, body = self.request("POST", "/wallet/api/confirm", {"id": intent["request_id"]},
+                                    base=self.wallet_origin)
+        if status != 200:
+            raise ReplicaApiError(status, body, "POST", "/wallet/api/confirm")
+        return body
 
     def wait_for(self, predicate: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
         return wait_until(predicate, timeout, what=what)

@@ -28,7 +28,15 @@ from signal_engine.backtest_engine import (
     walk_forward,
 )
 from signal_engine.backtest_metrics import brier, ece, log_loss, max_drawdown, net_shares, reliability, trade_stats
-from signal_engine.backtest_strategy import MarketAssumption, asks, edge_trades, fee_per_share, lagged, seed_trades
+from signal_engine.backtest_strategy import (
+    MarketAssumption,
+    asks,
+    edge_of,
+    edge_trades,
+    fee_per_share,
+    lagged,
+    seed_trades,
+)
 from signal_engine.history import Candles, load_candles
 from tests.model_support import T0, drop_minutes, random_walk_candles, write_csv
 
@@ -161,15 +169,21 @@ def test_asks_lag_and_edge_by_hand():
     fv = np.array([[0.5, 0.6, 0.7]])
     np.testing.assert_allclose(lagged(fv, 1), [[0.5, 0.5, 0.6]])
     np.testing.assert_allclose(lagged(fv, 0), fv)
-    # q = 0.7 vs ask 0.6: edge = 0.7 - 0.6 - 0.07 * 0.24 = 0.0832 -> trades at min_edge 0.08, not 0.09.
+    # q = 0.7 vs ask 0.6: edge = 0.7 - 0.6 - 0.7 * 0.07 * 0.24 = 0.08824 -> trades at min_edge 0.08, not 0.09.
     q = np.array([[0.55, 0.7]])
     a_up, a_dn = np.array([[0.6, 0.6]]), np.array([[0.45, 0.45]])
     t = edge_trades(q, a_up, a_dn, np.array([True]), np.array([3, 4]), 0.08, m)
     assert t.minute.tolist() == [4] and t.side_up.tolist() == [True] and t.ask.tolist() == [0.6]
     assert edge_trades(q, a_up, a_dn, np.array([True]), np.array([3, 4]), 0.09, m).window.size == 0
-    # Down side: 1 - 0.55 = 0.45 vs ask 0.35 -> 0.1 - 0.07 * 0.2275 = 0.0841 at minute 3.
+    assert float(edge_of(np.array(0.7), np.array(0.6), m)) == pytest.approx(0.1 - 0.7 * 0.07 * 0.24)
+    # Down side: 1 - 0.55 = 0.45 vs ask 0.35 -> 0.1 - 0.45 * 0.07 * 0.2275 = 0.0928 at minute 3.
     t = edge_trades(q, a_up, np.array([[0.35, 0.45]]), np.array([False]), np.array([3, 4]), 0.08, m)
     assert t.minute.tolist() == [3] and t.side_up.tolist() == [False] and bool(t.won[0])
+    # Asks outside [MIN_PRICE, MAX_PRICE] are never bought, however large the edge.
+    q = np.array([[0.999, 0.999]])
+    a_up = np.array([[0.97, 0.95]])
+    t = edge_trades(q, a_up, np.array([[0.05, 0.06]]), np.array([True]), np.array([3, 4]), 0.0, m, 0.05, 0.95)
+    assert t.minute.tolist() == [4] and t.ask.tolist() == [0.95]
 
 
 # ---- planted properties ---------------------------------------------------------------------
@@ -259,6 +273,24 @@ def test_cli_writes_report_plots_and_summary(tmp_path):
     assert rep["assumptions"]["market"]["lag_minutes"] == 1 and "fee_model" in rep["assumptions"]["market"]
     assert (out / "reliability_BTC.png").stat().st_size > 1000 and (out / "equity_BTC.png").stat().st_size > 1000
     assert "== BTC" in r.stdout and "walk-forward" in r.stdout and "seed heuristic" in r.stdout
+
+
+def test_files_of_one_asset_are_joined(tmp_path):
+    c = random_walk_candles(3000, seed=12)
+    first = Candles(*(x[:1600] for x in (c.open_time, c.open, c.high, c.low, c.close, c.volume)))
+    second = Candles(*(x[1500:] for x in (c.open_time, c.open, c.high, c.low, c.close, c.volume)))
+    write_csv(tmp_path / "BTCUSDT-1m-a.csv.gz", first, header=False, extra_cols=True)   # overlapping dumps
+    write_csv(tmp_path / "BTCUSDT-1m-b.csv", second)
+    write_csv(tmp_path / "btcusdt_whole.csv", c)
+    args = (MarketAssumption(), StrategySettings(), model.DEFAULT_PARAMS, False, False)
+    two = backtest.run([tmp_path / "BTCUSDT-1m-a.csv.gz", tmp_path / "BTCUSDT-1m-b.csv"], tmp_path / "two", None, *args)
+    one = backtest.run([tmp_path / "btcusdt_whole.csv"], tmp_path / "one", None, *args)
+    assert two["assets"]["BTC"]["data"]["dropped_rows"] == 100 and two["assets"]["BTC"]["windows"] == 195
+    assert two["assets"]["BTC"]["prob_up"] == one["assets"]["BTC"]["prob_up"]
+    tiny = tmp_path / "ethusdt_tiny.csv"
+    write_csv(tiny, random_walk_candles(50))
+    rep = backtest.run([tiny], tmp_path / "tiny", None, *args)
+    assert rep["assets"]["ETH"]["windows"] == 0 and rep["verdicts"][0].startswith("[SKIP] ETH: no usable window")
 
 
 def test_cli_says_clearly_when_data_is_absent(tmp_path, monkeypatch, capsys):

@@ -256,6 +256,14 @@ def test_fault_popup_never_opens(page: Page, rep: Replica):
         page.context.wait_for_event("page", timeout=1500)
     assert rep.orders() == []
     assert rep.faults() == []
+    # Pressing Buy again brings up the same request (one request, one order in the end).
+    with page.context.expect_page() as popup_info:
+        card.locator(card_sel("submit_button", side="Up")).click()
+    popup = popup_info.value
+    unlock_if_locked(popup)
+    popup.locator(wallet_sel("confirm")).click()
+    expect(page.locator(SITE["page"]["toast_success"])).to_have_count(1)
+    assert len(rep.orders()) == 1 and len(rep.wallet()["requests"]) == 1
 
 
 def test_fault_order_rejected_shows_error_toast(page: Page, rep: Replica):
@@ -339,28 +347,27 @@ def test_signed_opposite_side_places_the_signed_order(page: Page, rep: Replica):
 # ---- the clock: roll-over without reload, price to beat, settlement on the page -----------------------
 
 def test_rollover_price_to_beat_and_settlement_without_reload(browser, tmp_path):
-    with start_replica(tmp_path / "fast", window_seconds=10, price_to_beat_delay=3.0) as fast:
+    with start_replica(tmp_path / "fast", window_seconds=10, price_to_beat_delay=2.0) as fast:
         ctx = browser.new_context()
         ctx.set_default_timeout(STEP_MS)
         try:
             pg = ctx.new_page()
-            open_market(pg, fast, min_left=6)
+            open_market(pg, fast, min_left=1.5)
             card = pg.locator(card_sel("root", asset="BTC"))
             slug = card.get_attribute(SITE["card"]["slug_attribute"])
-            popup = start_buy(pg, "BTC", "Up", "10")
-            unlock_if_locked(popup)
-            popup.locator(wallet_sel("confirm")).click()
-            expect(pg.locator(SITE["page"]["toast_success"])).to_be_visible()
+            fast.place_order("BTC", "UP", "10")                  # placed elsewhere: the page shows it live
+            row = pg.locator(fill(SITE["page"]["order_row_for_slug"], slug=slug))
+            attrs = SITE["order_row_attributes"]
+            expect(row).to_have_attribute(attrs["status"], "filled")
+            assert row.get_attribute(attrs["result"]) == "" and row.get_attribute(attrs["payout"]) == ""
 
             expect(card).not_to_have_attribute(SITE["card"]["slug_attribute"], slug, timeout=12_000)
             new_start = int(card.get_attribute(SITE["card"]["window_start_attribute"]))
             assert new_start == int(slug.rsplit("-", 1)[1]) + 10
-            if time.time() < new_start + 2.5:                   # the price to beat is not shown yet...
+            if time.time() < new_start + 1.5:                   # the price to beat is not shown yet...
                 assert card.locator(card_sel("price_to_beat")).count() == 0
             expect(card.locator(card_sel("price_to_beat"))).to_be_visible()   # ...then it appears
 
-            row = pg.locator(fill(SITE["page"]["order_row_for_slug"], slug=slug))
-            attrs = SITE["order_row_attributes"]
             expect(row).to_have_attribute(attrs["status"], "settled")
             settlement = next(s for s in fast.settlements() if s["slug"] == slug)
             expected = "won" if settlement["outcome"] == "UP" else "lost"

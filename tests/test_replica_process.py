@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import signal
+import socket
 import time
 
 import pytest
 
 from core.durable_files import file_age
-from tests.replica_support import REPLICA_PASSWORD, Replica, ReplicaApiError, start_replica, wait_until
+from tests.replica_support import Replica, ReplicaApiError, start_replica, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -21,13 +22,7 @@ def rep(tmp_path_factory):
 
 
 def place_via_http(rep: Replica, side: str = "UP", amount: str = "10", asset: str = "BTC") -> dict:
-    """What the page and the popup do, over plain HTTP (no browser)."""
-    intent = rep.api("POST", "/api/intents", {"asset": asset, "side": side, "amount": amount})
-    status, body = rep.request("POST", "/wallet/api/unlock", {"password": REPLICA_PASSWORD}, base=rep.wallet_origin)
-    assert status == 200, body
-    status, body = rep.request("POST", "/wallet/api/confirm", {"id": intent["request_id"]}, base=rep.wallet_origin)
-    assert status == 200, body
-    return body
+    return rep.place_order(asset, side, amount)
 
 
 def test_health_markets_and_order_fields(rep: Replica):
@@ -115,3 +110,14 @@ def test_bad_cli_arguments_exit_2(tmp_path):
     with pytest.raises(RuntimeError, match="exited with code 2"):
         r.start()
     assert "--window-seconds must be 10..86400" in r.log_text()
+
+
+def test_taken_port_exits_3(tmp_path):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        r = Replica(tmp_path / "busy")
+        r.port = busy.getsockname()[1]
+        with pytest.raises(RuntimeError, match="exited with code 3"):
+            r.start()
+    assert "cannot bind" in r.log_text()

@@ -14,6 +14,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from core.config import load_config
@@ -167,12 +168,12 @@ def test_seq_resumes_after_the_previous_run_and_history_stays_bounded(tmp_path):
     engine.prepare()
     engine.backfill()
     seqs = []
-    for _ in range(2000):
+    for _ in range(1000):
         seqs.append(engine.tick(write=False)["BTC"]["seq"])
-        clock.t += 2.0
+        clock.t += 4.0
     assert seqs[0] == 42 and seqs == list(range(42, 42 + len(seqs)))
     times, _ = engine.assets["BTC"].history.arrays()
-    assert HISTORY_KEEP_S <= times[-1] - times[0] <= HISTORY_KEEP_S + 2.0
+    assert HISTORY_KEEP_S <= times[-1] - times[0] <= HISTORY_KEEP_S + 4.0
     assert len(times) < 2 * HISTORY_KEEP_S
 
 
@@ -223,7 +224,7 @@ def test_demo_without_env_replaces_corrupt_file_writes_every_second_and_stops_on
             assert doc["direction"] in ("UP", "DOWN", "NO_TRADE") and 50 <= doc["confidence"] <= 95
         from core.window_grid import parse_iso_utc
         gap = parse_iso_utc(later["timestamp"]) - parse_iso_utc(first["timestamp"])
-        assert 1.5 <= gap <= 2.6, gap                       # two ticks, 1 s apart (2 seq per tick: 2 assets)
+        assert 1.5 <= gap <= 3.2, gap      # two ticks 1 s apart (2 seq a tick: 2 assets); a loaded box may skip one
         assert abs(time.time() - parse_iso_utc(later["timestamp"])) < 3
         assert (state / "heartbeat" / "signal_engine").exists()
         snaps = read_jsonl(Path(iso_env["LOG_DIR"]) / "signals.jsonl")
@@ -299,8 +300,9 @@ def test_concurrent_reader_never_sees_a_torn_signal(iso_env, tmp_path):
     proc = spawn(env, log=tmp_path / "engine.log")
     try:
         wait_for(lambda: valid_doc(state / "signal.json"), 15, "the first signal")
-        reader = subprocess.run([sys.executable, "-c", READER, str(state / "signal.json"), "5000", "25"],
-                                capture_output=True, timeout=40)
+        # ~10 s on an idle 2-core machine; the 120 s limit only matters on a heavily loaded one
+        reader = subprocess.run([sys.executable, "-c", READER, str(state / "signal.json"), "5000", "120"],
+                                capture_output=True, timeout=150)
         assert reader.returncode == 0, reader.stderr
         res = json.loads(reader.stdout)
         assert res["invalid"] == 0, res
@@ -330,3 +332,19 @@ def test_sigint_during_a_hanging_feed_request_exits_0_within_2_s(iso_env, tmp_pa
         stop(proc)
         server.set_price("binance", 89617.01)
     assert list(state.glob(".*.tmp")) == []
+
+
+def test_tick_history_is_bounded_at_any_tick_rate():
+    from signal_engine.tick_history import TickHistory
+
+    h = TickHistory(keep_s=100.0, capacity=16, min_spacing_s=0.5)
+    for k in range(100_000):                          # 1 ms apart: 100 s
+        assert h.add(k * 0.001, 1000.0 + k)
+    times, prices = h.arrays()
+    assert times[-1] == 99.999 and prices[-1] == 1000.0 + 99_999   # the last sample is the latest price
+    assert 195 <= len(times) <= 205 and np.all(np.diff(times)[:-1] >= 0.49)
+    assert not h.add(50.0, 1.0)                                    # older than the last: ignored
+    for k in range(1, 400):
+        h.add(99.999 + k, 2000.0)
+    times, _ = h.arrays()
+    assert 100.0 <= times[-1] - times[0] <= 101.0                  # trimmed to keep_s (+ one sample)

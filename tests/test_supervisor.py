@@ -192,6 +192,12 @@ def test_child_failing_at_start_goes_fatal_others_carry_on(sup, tmp_path):
     human = run_sup(env, "status")
     assert human.returncode == 3 and "FATAL" in human.stdout
     assert r.returncode == 0
+    # `up NAME` asks the monitor to try a FATAL child again, with a fresh count of failed starts.
+    assert run_sup(env, "up", "broken").returncode == 0
+    wait_for(lambda: (logs / "broken.log").read_text().count("failing at start on purpose") >= 6, 10,
+             "broken started again after `up`")
+    assert "retry requested" in (logs / "monitor.log").read_text()
+    assert _status(env)[1]["processes"]["alpha"]["pid"] == alpha
 
 
 def test_down_file_holds_a_child_down(sup, tmp_path):

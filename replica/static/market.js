@@ -8,6 +8,7 @@
   var structureKey = "";
   var ordersKey = "";
   var polling = false;
+  var watching = {};      // wallet request ids whose outcome this page is waiting for
 
   var NORMAL = {
     card: "market-card", cardTag: "article", assetAttr: "data-asset", slugAttr: "data-slug",
@@ -249,7 +250,7 @@
         "data-window-start": x.window_start};
       attrs[c.rowSlug] = x.slug;
       o.tbody.appendChild(h("tr", attrs,
-        h("td", {}, x.asset + " " + new Date(x.window_start * 1000).toLocaleTimeString()),
+        h("td", {class: "order-market"}, x.title || (x.asset + " " + new Date(x.window_start * 1000).toLocaleTimeString())),
         h("td", {class: "side-" + x.side.toLowerCase()}, x.side === "UP" ? "Up" : "Down"),
         h("td", {}, usd(x.amount)), h("td", {}, cents(x.price)), h("td", {}, x.shares.toFixed(2)),
         h("td", {}, x.fee_shares.toFixed(2) + " sh (" + usd(x.fee) + ")"),
@@ -318,10 +319,8 @@
   function buy(asset) {
     var u = ui[asset], m = market(asset);
     if (!m || isUnavailable(m)) return;
-    if (u.pending) {   // a second click while the wallet is open: no second request
-      if (u.walletWin && !u.walletWin.closed) u.walletWin.focus();
-      return;
-    }
+    if (u.pending === "starting") return;          // a second click while the first is on its way
+    if (u.pending && u.walletWin && !u.walletWin.closed) { u.walletWin.focus(); return; }   // wallet open
     var v = validate(m, u);
     if (!v.ok) { refresh(); return; }
     u.pending = "starting";
@@ -332,11 +331,11 @@
         u.pending = ans.request_id;
         if (ans.popup.open) {
           var open = function () {
-            u.walletWin = window.open(ans.popup.url, "replica-wallet", "popup=yes,width=400,height=660");
+            u.walletWin = window.open(ans.popup.url, "replica-wallet-" + ans.request_id, "popup=yes,width=400,height=660");
           };
           if (ans.popup.delay_ms > 0) setTimeout(open, ans.popup.delay_ms); else open();
         }
-        watch(asset, ans.request_id);
+        if (!watching[ans.request_id]) { watching[ans.request_id] = true; watch(asset, ans.request_id); }
       })
       .catch(function (err) { u.pending = null; toast("error", "Order failed: " + err); refresh(); });
   }
@@ -349,6 +348,7 @@
     }).then(function (s) {
       if (s.status === "pending") { setTimeout(function () { watch(asset, id); }, 300); return; }
       if (u.pending === id) u.pending = null;
+      delete watching[id];
       return pollOnce().then(function () {
         if (s.status === "confirmed") {
           var o = s.order || {};

@@ -28,9 +28,23 @@
       .then(function (r) { return r.json().then(function (j) { j._status = r.status; return j; }); });
   }
 
+  function fox(size) {
+    var ns = "http://www.w3.org/2000/svg";
+    var svg = document.createElementNS(ns, "svg");
+    svg.setAttribute("viewBox", "0 0 32 32");
+    svg.setAttribute("width", size);
+    svg.setAttribute("height", size);
+    svg.setAttribute("aria-hidden", "true");
+    var poly = document.createElementNS(ns, "polygon");
+    poly.setAttribute("points", "2,3 13,10 19,10 30,3 27,17 22,27 16,30 10,27 5,17");
+    poly.setAttribute("fill", "#f6851b");
+    svg.appendChild(poly);
+    return svg;
+  }
+
   function header() {
     return h("header", {class: "wallet-header"},
-      h("span", {class: "fox", "aria-hidden": "true"}, "🦊"),
+      h("span", {class: "fox"}, fox(20)),
       h("span", {class: "network"}, "Polygon Mainnet"),
       h("span", {class: "account"}, "Account 1 · 0x7a3…c91e"));
   }
@@ -62,7 +76,7 @@
         error.hidden = false;
       });
     }}, h("label", {for: "password"}, "Password"), input, error, button);
-    show(h("div", {class: "unlock-page"}, h("div", {class: "big-fox", "aria-hidden": "true"}, "🦊"),
+    show(h("div", {class: "unlock-page"}, h("div", {class: "big-fox"}, fox(72)),
       h("h1", {}, "Welcome back!"), h("p", {class: "muted"}, "The decentralized web awaits"), form));
     input.focus();
   }

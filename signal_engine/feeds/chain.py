@@ -68,10 +68,15 @@ class FallbackChain:
         self._fails[feed.name] = n
         self._cool_until[feed.name] = self.mono() + min(COOLDOWN_MAX_S, 2.0 ** (n - 1))
         self.dropped[exc.kind] += 1
+        if n == 1 and len(self.feeds) > 1:
+            log.warning("%s failing (%s): asking the other sources first, retrying it after a cool-down"
+                        " of up to %g s", feed.name, exc, COOLDOWN_MAX_S)
 
     def _succeeded(self, feed: PriceFeed) -> None:
-        self._fails.pop(feed.name, None)
+        n = self._fails.pop(feed.name, 0)
         self._cool_until.pop(feed.name, None)
+        if n and len(self.feeds) > 1:
+            log.info("%s answering again after %d failed attempt(s)", feed.name, n)
 
     def latest(self, asset: str) -> Tick:
         asset = asset.upper()

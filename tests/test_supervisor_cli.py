@@ -1,0 +1,96 @@
+"""The smaller supervisor commands: doctor, logs, resume, login's refusals, the flock fallback."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.supervisor_support import (
+    FAST_KNOBS,
+    REPO,
+    SUPERVISOR,
+    Tracker,
+    run_sup,
+    stub_child,
+    wait_for,
+    write_children,
+)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def env(iso_env, tmp_path):
+    e = dict(iso_env)
+    e.update(FAST_KNOBS)
+    e["DOTENV_PATH"] = str(tmp_path / "cli.env")
+    (tmp_path / "cli.env").write_text("MODE=demo\n")
+    os.chmod(tmp_path / "cli.env", 0o600)
+    tracker = Tracker(Path(e["STATE_DIR"]))
+    try:
+        yield e
+    finally:
+        tracker.note_all()
+        run_sup(e, "stop", timeout=60)
+        assert not tracker.kill_leftovers()
+
+
+@pytest.mark.browser
+def test_doctor_checks_config_browser_permissions_and_probes_the_replica(env, tmp_path):
+    env.update(REPLICA_PORT=str(_free_port()), REPLICA_WALLET_PORT=str(_free_port()))
+    os.chmod(tmp_path / "cli.env", 0o644)
+    r = run_sup(env, "doctor", timeout=240)
+    out = r.stdout
+    assert r.returncode == 0, out + r.stderr
+    assert "OK    config" in out and "OK    browser" in out
+    assert "WARN  config" in out and "readable by other users" in out and "chmod 600" in out
+    assert "OK    probe" in out and "probe: all required selectors match" in out
+    # the temporary replica it started for the probe is gone again
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", int(env["REPLICA_PORT"])), timeout=1).close()
+
+
+def test_doctor_fails_on_a_bad_config(env, tmp_path):
+    (tmp_path / "cli.env").write_text("ASSETS=BTC,BTC\n")
+    r = run_sup(env, "doctor", timeout=60)
+    assert r.returncode == 1 and "FAIL  config" in r.stdout and "ASSETS" in r.stdout
+
+
+def test_logs_follows_a_child_log_and_flock_fallback_refuses_a_second_start(env, tmp_path):
+    env["SUPERVISOR_NO_FLOCK"] = "1"  # the macOS path: Python's fcntl instead of flock(1)
+    env["SUPERVISOR_CHILDREN_FILE"] = str(write_children(tmp_path, [stub_child("alpha")]))
+    assert run_sup(env, "start").returncode == 0
+    again = run_sup(env, "start")
+    assert again.returncode == 1 and "already running" in again.stderr
+    tail = subprocess.Popen([str(SUPERVISOR), "logs", "alpha"], cwd=REPO, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        line = wait_for(lambda: tail.stdout.readline(), 10, "a line from logs alpha")
+        assert "alpha" in line or "stub" in line
+    finally:
+        os.killpg(tail.pid, signal.SIGTERM)
+        tail.wait(timeout=10)
+    bad = run_sup(env, "logs", "../etc")
+    assert bad.returncode != 0 and "not a process name" in bad.stderr
+
+
+def test_resume_without_a_halt_and_login_refusals(env, tmp_path):
+    r = run_sup(env, "resume")
+    assert r.returncode == 0, r.stderr
+    assert "not halted" in r.stdout or "no risk module" in r.stdout
+    no_display = {k: v for k, v in env.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    r = run_sup(no_display, "login", timeout=120)
+    assert r.returncode == 1 and "no display" in r.stderr
+    env["SUPERVISOR_CHILDREN_FILE"] = str(write_children(tmp_path, [stub_child("alpha")]))
+    assert run_sup(env, "start").returncode == 0
+    r = run_sup({**env, "DISPLAY": ":99"}, "login", timeout=120)
+    assert r.returncode == 1 and "./supervisor.sh stop first" in r.stderr
