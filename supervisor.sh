@@ -24,6 +24,7 @@ usage: ./supervisor.sh COMMAND
   resume               clear a risk halt
   down NAME | up NAME  hold one process down on purpose / release it
   test [pytest args]   set up (.venv, dependencies, browser) and run the whole test suite
+  bench [args]         run every benchmark (python -m bench.run_all; --quick for a short check)
 USAGE
 }
 
@@ -33,11 +34,17 @@ cmd_test() {
   "$PY" -m pytest "$@"
 }
 
+cmd_bench() {
+  bootstrap
+  "$PY" -m bench.run_all "$@"
+}
+
 main() {
   local cmd="${1:-help}"
   [ $# -gt 0 ] && shift
   case "$cmd" in
     test) cmd_test "$@" ;;
+    bench) cmd_bench "$@" ;;
     start) cmd_start "$@" ;;
     stop) cmd_stop ;;
     status) cmd_status "$@" ;;

@@ -44,7 +44,7 @@ def slope_per(xs: list[float], ys: list[float]) -> float | None:
     den = sum((x - mx) ** 2 for x in xs)
     if den == 0:
         return None
-    return sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / den
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / den
 
 
 def growth(samples: list[dict], windows: int, key=lambda s: s["total_pss_mb"]) -> dict:
@@ -138,8 +138,9 @@ def run(windows: int, window_seconds: int, sample_every: float, out: Path | None
         now = time.time()
         t0 = (int(now) // window_seconds + 1) * window_seconds   # the next window boundary
         end = t0 + windows * window_seconds
-        print(f"bench_longrun: {windows} windows of {window_seconds} s from {time.strftime('%H:%M:%S', time.gmtime(t0))}"
-              f" UTC to {time.strftime('%H:%M:%S', time.gmtime(end))} UTC; state in {root}", file=sys.stderr, flush=True)
+        hms = time.strftime("%H:%M:%S", time.gmtime(t0)), time.strftime("%H:%M:%S", time.gmtime(end))
+        print(f"bench_longrun: {windows} windows of {window_seconds} s from {hms[0]} UTC to {hms[1]} UTC;"
+              f" state in {root}", file=sys.stderr, flush=True)
         last_save = time.monotonic()
         next_sample = t0
         last_report = 0

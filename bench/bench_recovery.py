@@ -132,8 +132,8 @@ def main() -> int:
                 os.kill(i.pid, signal.SIGKILL)
         if not a.keep:
             shutil.rmtree(tmp, ignore_errors=True)
-    out = {"rounds": a.rounds, "dir": str(tmp) if a.keep else None, "window_seconds": a.window_seconds, "left_after_stop": left,
-           "cpus": os.cpu_count()}
+    out = {"rounds": a.rounds, "dir": str(tmp) if a.keep else None, "window_seconds": a.window_seconds,
+           "left_after_stop": left, "cpus": os.cpu_count()}
     for name, xs in results.items():
         out[name] = {"seconds": xs, "median": statistics.median(xs), "max": max(xs), "target": TARGETS[name],
                      "ok": max(xs) <= TARGETS[name]}

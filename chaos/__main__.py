@@ -83,12 +83,14 @@ def print_report(r: dict) -> None:
         + ", ".join(f"{k} {v}" for k, v in sorted(fault_kinds.items())),
         f"  adversarial requests seen {a['adversarial_requests_seen']}",
         f"  orders placed             {a['orders_placed']}",
-        f"  duplicates                {a['duplicates']}  (venue {a['duplicates_venue']}, journal {a['duplicates_journal']})",
+        f"  duplicates                {a['duplicates']}"
+        f"  (venue {a['duplicates_venue']}, journal {a['duplicates_journal']})",
         f"  lost records              {a['lost_records']}",
         f"  stale-signal trades       {a['stale_trades']}",
         f"  malicious confirmed       {a['malicious_confirmed']}",
         f"  restarts                  {restarts} (browser relaunches {r['browser_relaunches']})",
-        f"  longest without executor  {r['longest_without_executor_s']:.1f} s",
+        f"  longest without executor  {r['longest_without_executor_s']:.1f} s (process);"
+        f" {r['longest_without_ready_executor_s']:.1f} s without one watching the page",
         f"  journal                   intents {a['intents']}, filled {a['filled']}, reconciled {a['reconciled']},"
         f" failed {a['failed']}, wallet_rejected {a['wallet_rejected']}, unknown {a['unknown']},"
         f" open at the end {a['open_intents']}",
@@ -165,6 +167,7 @@ def run(a: argparse.Namespace) -> int:
         "browser_relaunches": counters.get("browser_relaunches"),
         "executor_counters": counters,
         "longest_without_executor_s": round(rec.longest_without_executor, 2),
+        "longest_without_ready_executor_s": round(rec.longest_without_ready, 2),
         "signals_recorded": len(rec.signals),
         "signal_max_age": cfg.signal_max_age, "stale_tolerance_s": STALE_TOLERANCE_S,
         "audit": result,

@@ -136,7 +136,8 @@ def audit(orders: list[dict], journal: list[dict], signals: dict[int, dict], wal
             if sig.get("asset") and str(sig["asset"]).upper() != str(r.get("asset")).upper():
                 why.append(f"signal seq {seq} is for {sig['asset']}")
             if isinstance(sig.get("window_start"), int) and sig["window_start"] != int(r.get("window_start", -1)):
-                why.append(f"signal seq {seq} is for window {sig['window_start']}, the intent for {r.get('window_start')}")
+                why.append(f"signal seq {seq} is for window {sig['window_start']},"
+                           f" the intent for {r.get('window_start')}")
         before = [s for s in sig_times if s <= t]
         if sig_times and (not before or t - before[-1] > max_age + tolerance):
             age = t - before[-1] if before else float("inf")
@@ -154,7 +155,8 @@ def audit(orders: list[dict], journal: list[dict], signals: dict[int, dict], wal
         rid = str(o.get("request_id"))
         req = wallet_requests.get(rid) or {}
         if req.get("adversary"):
-            bad_reqs.setdefault(rid, f"order {o.get('id')} was created from an adversarial request ({req['adversary']})")
+            bad_reqs.setdefault(rid, f"order {o.get('id')} was created from an adversarial request"
+                                     f" ({req['adversary']})")
         if o.get("origin") and market_origin and o["origin"] != market_origin:
             bad_reqs.setdefault(rid, f"order {o.get('id')} was signed for origin {o['origin']}")
     details["malicious_confirmed"] = [{"request_id": k, "why": v} for k, v in sorted(bad_reqs.items())]

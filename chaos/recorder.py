@@ -22,6 +22,7 @@ from .system import IsolatedSystem
 log = logging.getLogger("chaos.recorder")
 POLL_S = 0.05
 WALLET_EVERY_S = 0.5
+READY_STATES = ("watching", "trading")
 
 
 class Recorder:
@@ -38,6 +39,10 @@ class Recorder:
         self.longest_without_executor = 0.0
         self.longest_without_executor_at: float | None = None
         self.executor_seen = False
+        # "ready": a live executor whose executor.json (same pid) says it is watching or trading
+        self.ready_down_since: float | None = None
+        self.longest_without_ready = 0.0
+        self.ready_seen = False
         self.samples = 0
 
     def start(self) -> None:
@@ -84,7 +89,9 @@ class Recorder:
                                  "seen": time.time()}
 
     def _executor(self, now: float) -> None:
-        up = self.system.child("executor") is not None
+        child = self.system.child("executor")
+        up = child is not None
+        self._ready(now, child.pid if child else None)
         if up:
             self.executor_seen = True
             if self.exec_down_since is not None:
@@ -95,8 +102,24 @@ class Recorder:
         elif self.executor_seen and self.exec_down_since is None:
             self.exec_down_since = now
 
+    def _ready(self, now: float, pid: int | None) -> None:
+        ready = False
+        if pid is not None:
+            res = read_json(self.system.state_dir / "executor.json")
+            d = res.data if res.ok and isinstance(res.data, dict) else {}
+            ready = d.get("pid") == pid and d.get("status") in READY_STATES
+        if ready:
+            self.ready_seen = True
+            if self.ready_down_since is not None:
+                self.longest_without_ready = max(self.longest_without_ready, now - self.ready_down_since)
+                self.ready_down_since = None
+        elif self.ready_seen and self.ready_down_since is None:
+            self.ready_down_since = now
+
     def close_gap(self) -> None:
         """At the end: an executor still down counts up to now."""
+        if self.ready_down_since is not None:
+            self.longest_without_ready = max(self.longest_without_ready, time.time() - self.ready_down_since)
         if self.exec_down_since is not None:
             gap = time.time() - self.exec_down_since
             if gap > self.longest_without_executor:

@@ -370,9 +370,17 @@ class Monitor:
         for c in reversed(self.children):
             if c.state in ("running", "stopping"):
                 self._begin_stop(c, "shutdown", self.clock())
+                give_up = self.clock() + self.knobs.stop_timeout + 10.0
                 while c.state == "stopping":
                     self._step_stopping(c, self.clock())
                     if c.state == "stopping":
+                        if self.clock() > give_up:
+                            # Survived KILL (uninterruptible sleep?): keep its pid file so `stop` and
+                            # `status` can still name it, and go on with the others.
+                            log.error("%s: still alive after KILL (pid %s); leaving its pid file", c.name,
+                                      c.ident.pid if c.ident else "?")
+                            c.state = "stopped"
+                            break
                         time.sleep(0.05)
             elif c.state != "down":
                 c.state = "stopped"  # a FATAL child keeps its fatal_reason in the status file

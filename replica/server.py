@@ -159,8 +159,13 @@ class MarketHandler(_Handler):
                 self.json({"markets": st.markets()})
             elif path == "/api/orders":
                 st.settle_due()
+                q = self.query
                 with st.lock:
-                    self.json({"orders": [dict(o) for o in st.orders], "balance": round(st.balance, 6)})
+                    orders = [dict(o) for o in st.orders
+                              if (not q.get("asset") or o["asset"] == q["asset"].upper())
+                              and (not q.get("slug") or o["slug"] == q["slug"])
+                              and (not q.get("window_start") or str(o["window_start"]) == q["window_start"])]
+                    self.json({"orders": orders, "balance": round(st.balance, 6)})
             elif path == "/api/settlements":
                 st.settle_due()
                 with st.lock:

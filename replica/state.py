@@ -31,6 +31,7 @@ log = logging.getLogger("replica")
 SNAPSHOT_VERSION = 1
 MAX_SETTLEMENTS = 500
 MAX_EVENTS = 200
+MAX_REQUESTS = 500
 OTHER_ORIGIN = "https://po1ymarket-rewards.com"
 ATTACKER_ADDRESS = "0x9b1f7e4c2a3d5e6f708192a3b4c5d6e7f8091a2b"
 _AMOUNT_RE = re.compile(r"^\$?\s*(\d+(?:\.\d*)?|\.\d+)$")
@@ -262,11 +263,7 @@ class ReplicaState:
         with self.lock:
             for f in self.faults:
                 if f.kind in kinds and (asset is None or f.matches_asset(asset)):
-                    f.fired += 1
-                    if f.mode == "once":
-                        self.faults.remove(f)
-                    self.snapshot()
-                    log.info("fault fired: %s (%s)", f.kind, f.mode)
+                    self.consume(f)
                     return f
         return None
 
@@ -276,6 +273,10 @@ class ReplicaState:
             if r["status"] == "pending" and now - r["created"] > self.s.request_timeout:
                 r["status"] = "expired"
                 r["error"] = "The wallet request expired"
+        if len(self.requests) > MAX_REQUESTS:   # forget the oldest answered ones (dicts keep insertion order)
+            done = [k for k, r in self.requests.items() if r["status"] != "pending"]
+            for k in done[:len(self.requests) - MAX_REQUESTS]:
+                del self.requests[k]
 
     def _validate(self, asset: str, amount: float, price: float) -> None:
         why = fees.below_minimum(amount, price)

@@ -30,7 +30,7 @@ from tests.replica_support import start_replica, wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-W = 12
+W = 10
 TERMINAL = ("filled", "failed", "wallet_rejected")
 
 
@@ -49,7 +49,7 @@ def env(rep, tmp_path, browser_path):
     base.update({"STATE_DIR": str(tmp_path / "state"), "LOG_DIR": str(tmp_path / "logs"),
                  "PROFILE_DIR": str(tmp_path / "profiles"), "DOTENV_PATH": str(tmp_path / "no.env"),
                  "PYTHONPATH": str(REPO), "BROWSER_PATH": browser_path})
-    return executor_env(base, rep, STEP_TIMEOUT="6", ENTRY_END="10", MIN_PRICE="0.01", MAX_PRICE="0.99",
+    return executor_env(base, rep, STEP_TIMEOUT="6", ENTRY_END="8", MIN_PRICE="0.01", MAX_PRICE="0.99",
                         MAX_OPEN_EXPOSURE="100000", MAX_CONSECUTIVE_LOSSES="100000", MAX_DAILY_LOSS="100000")
 
 
@@ -104,8 +104,6 @@ def test_sigkill_between_intent_and_outcome_is_reconciled_never_duplicated(rep, 
 
     # B: killed after the wallet confirm, before the outcome was read: reconciled as filled.
     s2 = arm_for_next_window(env, rep, ("BTC",), W)
-    wait_until(lambda: last_event(env, s2) in ("submitted", "filled"), W + 10, what="the confirm of window B",
-               ) if False else None
     got = wait_until(lambda: (lambda e: e if e in ("submitted", "filled", "failed") else None)(last_event(env, s2)),
                      W + 10, what="window B's submitted")
     ex.kill()
@@ -128,13 +126,10 @@ def test_sigkill_between_intent_and_outcome_is_reconciled_never_duplicated(rep, 
     assert len(orders) <= 1
     assert (ev.count("filled") == 1) == (len(orders) == 1), json_dump(trades(env))
 
-    # D: the last executor goes on trading normally.
-    s4 = arm_for_next_window(env, rep, ("BTC",), W)
-    assert wait_for_outcome(env, "BTC", s4, W + 10) == ["intent", "submitted", "filled"]
-    assert len(orders_for(rep, s4)) == 1
     assert ex.stop() == 0
+    # (trading going on after a restart is shown by the markup test and the demo module)
 
-    for s in (s1, s2, s3, s4):
+    for s in (s1, s2, s3):
         ev = events_for(env, "BTC", s)
         assert ev.count("intent") == 1 and sum(ev.count(t) for t in TERMINAL) == 1, json_dump(trades(env))
         assert len([d for d in decisions(env) if d["window_start"] == s]) == 1
@@ -142,6 +137,7 @@ def test_sigkill_between_intent_and_outcome_is_reconciled_never_duplicated(rep, 
 
 
 def test_markup_variant_names_the_selector_keeps_watching_and_recovers(rep, env, signals, procs):
+    before = {o["id"] for o in rep.orders()}
     rep.faults({"kind": "markup_variant", "mode": "persistent"})
     try:
         ex = procs(env)
@@ -162,7 +158,7 @@ def test_markup_variant_names_the_selector_keeps_watching_and_recovers(rep, env,
         assert probe.returncode == 1, probe.stdout + probe.stderr
         assert "MISSING  card.root[BTC]" in probe.stdout
         assert ex.running() and file_age(Path(env["STATE_DIR"]) / "heartbeat" / "executor") < 3
-        assert trades(env) == [] and rep.orders() == [] or all(o["window_start"] < start for o in rep.orders())
+        assert trades(env) == [] and {o["id"] for o in rep.orders()} == before
     finally:
         rep.clear_faults()
     # the site is fixed: the executor reloads at the next window and trades again

@@ -156,6 +156,9 @@ def test_buy_unlock_sign_places_one_order(page: Page, rep: Replica):
 
     page.reload()                                                 # right after a reload too
     expect(page.locator(SITE["page"]["orders_panel"] + " tr.order-row")).to_have_count(2)
+    page.locator(SITE["page"]["logged_in"]).click()               # the portfolio lists them as well
+    expect(page).to_have_url(rep.base_url + "/portfolio")
+    expect(page.locator(fill(SITE["page"]["order_row_for_slug"], slug=slug))).to_have_count(1)
 
 
 def test_cancel_in_wallet_places_no_order(page: Page, rep: Replica):
@@ -183,14 +186,17 @@ def test_double_click_gives_one_popup_and_one_order(page: Page, rep: Replica):
     open_market(page, rep)
     card = page.locator(card_sel("root", asset="BTC"))
     card.locator(card_sel("amount_input")).fill("10")
+    opened: list[Page] = []
+    page.context.on("page", lambda p: opened.append(p))
     with page.context.expect_page() as popup_info:
         card.locator(card_sel("submit_button", side="Up")).dblclick()
     popup = popup_info.value
     card.locator(card_sel("submit_button", side="Up")).click()     # a third click while the wallet is open
     unlock_if_locked(popup)
-    popup.locator(wallet_sel("confirm")).click()
+    with popup.expect_event("close"):
+        popup.locator(wallet_sel("confirm")).click()
     expect(page.locator(SITE["page"]["toast_success"])).to_have_count(1)
-    assert len(page.context.pages) <= 2
+    assert opened == [popup]
     assert len(rep.orders()) == 1
     assert len(rep.wallet()["requests"]) == 1
 

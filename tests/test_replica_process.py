@@ -40,6 +40,8 @@ def test_health_markets_and_order_fields(rep: Replica):
         assert key in order, key
     assert (order["id"], order["side"], order["amount"]) == (ans["order_id"], "DOWN", 12.5)
     assert rep.api("GET", "/api/orders")["balance"] == pytest.approx(1000 - 12.5)
+    assert rep.api("GET", f"/api/orders?asset=btc&window_start={order['window_start']}")["orders"] == [order]
+    assert rep.api("GET", "/api/orders?asset=ETH")["orders"] == []
 
 
 def test_bad_input_answers(rep: Replica):
@@ -76,7 +78,11 @@ def test_faults_once_and_persistent_over_http(rep: Replica):
 
 
 def test_heartbeat_is_touched(rep: Replica):
-    wait_until(lambda: (file_age(rep.heartbeat_file) or 99) < 1.5, what="a fresh heartbeat")
+    def fresh() -> bool:
+        age = file_age(rep.heartbeat_file)
+        return age is not None and age < 1.5
+
+    wait_until(fresh, what="a fresh heartbeat")
     first = rep.heartbeat_file.stat().st_mtime
     wait_until(lambda: rep.heartbeat_file.stat().st_mtime > first, timeout=3, what="the next heartbeat touch")
 
