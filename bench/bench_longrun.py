@@ -64,6 +64,15 @@ def growth(samples: list[dict], windows: int, key=lambda s: s["total_pss_mb"]) -
             "early_windows": [warm, warm + span], "late_windows": [windows - span, windows]}
 
 
+def _browser(s: dict) -> float | None:
+    return (s["children"].get("executor") or {}).get("browser_pss_mb")
+
+
+def _exe_rest(s: dict) -> float | None:
+    e = s["children"].get("executor") or {}
+    return round(e["pss_mb"] - e["browser_pss_mb"], 2) if e.get("pss_mb") is not None else None
+
+
 def sample(system: IsolatedSystem, window: int, t: float) -> dict:
     tab = procs.table()
     out: dict = {"t": round(t, 2), "window": window, "children": {}}
@@ -89,9 +98,13 @@ def summarize(system: IsolatedSystem, samples: list[dict], windows: int, window_
     decisions = list(iter_jsonl(system.decisions_path))
     events = list(iter_jsonl(system.trades_path))
     status = system.status_doc()
+    span = windows if complete else max(10, samples[-1]["window"] if samples else 10)
     per_child = {}
     for name in CHILDREN:
-        per_child[name] = growth(samples, windows, key=lambda s, n=name: (s["children"].get(n) or {}).get("pss_mb"))
+        per_child[name] = growth(samples, span, key=lambda s, n=name: (s["children"].get(n) or {}).get("pss_mb"))
+    # the executor's tree split: its Chromium processes, and the rest (Python + Playwright's driver)
+    per_child["executor_browser"] = growth(samples, span, key=_browser)
+    per_child["executor_python_and_driver"] = growth(samples, span, key=_exe_rest)
     cpu = {}
     for name in CHILDREN:
         pts = [(s["t"], (s["children"].get(name) or {}).get("cpu_s"), (s["children"].get(name) or {}).get("pid"))
@@ -109,8 +122,8 @@ def summarize(system: IsolatedSystem, samples: list[dict], windows: int, window_
         "windows_elapsed": samples[-1]["window"] if samples else 0,
         "duration_s": round(time.time() - t_start, 1),
         "samples": len(samples),
-        "memory_total_pss": growth(samples, windows),
-        "memory_total_rss": growth(samples, windows, key=lambda s: s["total_rss_mb"]),
+        "memory_total_pss": growth(samples, span),
+        "memory_total_rss": growth(samples, span, key=lambda s: s["total_rss_mb"]),
         "memory_per_process_pss": per_child,
         "peak_total_pss_mb": peak,
         "cpu_percent_of_one_core": cpu,
@@ -120,7 +133,8 @@ def summarize(system: IsolatedSystem, samples: list[dict], windows: int, window_
         "failed": sum(1 for e in events if e.get("event") == "failed"),
         "restarts": {n: (status.get("children", {}).get(n) or {}).get("restarts") for n in CHILDREN},
         "series": [{"w": s["window"], "pss": s["total_pss_mb"],
-                    **{n[:3]: (s["children"].get(n) or {}).get("pss_mb") for n in CHILDREN}}
+                    **{n[:3]: (s["children"].get(n) or {}).get("pss_mb") for n in CHILDREN},
+                    "browser": _browser(s)}
                    for s in samples[:: max(1, len(samples) // 200)]],
     }
 

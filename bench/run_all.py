@@ -127,13 +127,21 @@ def rows_signal(d: dict) -> list[Row]:
 
 
 def rows_executor(d: dict) -> list[Row]:
+    # bench_executor.py's keys; a regex over the key paths if its layout changes
+    def pick(path: tuple, pattern: str) -> float | None:
+        v = _num(_get(d, *path))
+        return v if v is not None else _find(d, pattern)
+
     return [
-        Row("executor", "window start -> order accepted p50",
-            _find(d, r"(window|order).*(accept|order).*p50|accept.*p50"), "s"),
-        Row("executor", "window start -> order accepted p95",
-            _find(d, r"(window|order).*(accept|order).*p95|accept.*p95"), "s", 1.5),
-        Row("executor", "signal change -> executor p99", _find(d, r"signal.*p99"), "ms", 200.0),
-        Row("executor", "executor + browser memory", _find(d, r"(mem|rss|pss).*(max|peak|mb)|(mem|rss|pss)"), "MB"),
+        Row("executor", "window start -> order accepted p50", pick(("window_start_to_order_s", "p50"),
+                                                                   r"window.*order.*p50"), "s"),
+        Row("executor", "window start -> order accepted p95", pick(("window_start_to_order_s", "p95"),
+                                                                   r"window.*order.*p95"), "s", 1.5),
+        Row("executor", "signal.json replace -> executor holds it p99",
+            pick(("signal_replace_to_held_ms", "p99"), r"signal.*p99"), "ms", 200.0),
+        Row("executor", "executor + browser memory (PSS max)", pick(("memory", "pss_mb_max"), r"pss.*max"), "MB"),
+        Row("executor", "executor + browser memory (RSS max)", pick(("memory", "rss_mb_max"), r"rss.*max"), "MB"),
+        Row("executor", "windows without an order", _num(d.get("missed_windows")), "windows"),
     ]
 
 
@@ -165,6 +173,10 @@ def rows_longrun(d: dict) -> list[Row]:
             _num(_get(d, "memory_total_pss", "growth_percent")), "%", 10.0),
         Row("longrun", "executor + browser PSS growth", _num(_get(d, "memory_per_process_pss", "executor",
                                                                    "growth_percent")), "%"),
+        Row("longrun", "  of which Chromium", _num(_get(d, "memory_per_process_pss", "executor_browser",
+                                                        "growth_percent")), "%"),
+        Row("longrun", "  of which executor Python + Playwright driver",
+            _num(_get(d, "memory_per_process_pss", "executor_python_and_driver", "growth_percent")), "%"),
         Row("longrun", "signal engine PSS growth", _num(_get(d, "memory_per_process_pss", "signal_engine",
                                                               "growth_percent")), "%"),
         Row("longrun", "replica PSS growth", _num(_get(d, "memory_per_process_pss", "replica", "growth_percent")), "%"),
@@ -180,7 +192,8 @@ def rows_longrun(d: dict) -> list[Row]:
 BENCHES = [
     Bench("signal", "bench_signal.py", ["--duration", "60"], ["--duration", "15"], 180, 90, out_flag=True,
           extract=rows_signal),
-    Bench("executor", "bench_executor.py", [], ["--quick"], 1500, 400, extract=rows_executor),
+    Bench("executor", "bench_executor.py", ["--windows", "30", "--window-seconds", "20"],
+          ["--windows", "5", "--window-seconds", "20"], 1500, 400, out_flag=True, extract=rows_executor),
     Bench("recovery", "bench_recovery.py", ["--rounds", "3"], ["--rounds", "1"], 900, 400, extract=rows_recovery),
     Bench("backtest", "bench_backtest.py", ["--runs", "3"], ["--runs", "1"], 900, 300, extract=rows_backtest),
     Bench("longrun", "bench_longrun.py", [], ["--quick"], 0, 900, out_flag=True, extract=rows_longrun),
@@ -244,6 +257,13 @@ def last_json(text: str) -> dict | None:
     return None
 
 
+def _rel(path: Path) -> str:
+    try:
+        return str(path.relative_to(REPO))
+    except ValueError:
+        return str(path)
+
+
 def supported(script: Path, args: list[str]) -> list[str]:
     """`args` without the options the script's --help does not mention (with their values): the other
     helpers' scripts evolve, and an unknown option would make one fail for nothing."""
@@ -268,7 +288,7 @@ def supported(script: Path, args: list[str]) -> list[str]:
 def run_bench(b: Bench, quick: bool, extra: list[str], timeout: float) -> dict:
     script = BENCH / b.script
     if not script.is_file():
-        return {"status": "not available", "why": f"{script.relative_to(REPO)} does not exist in this build",
+        return {"status": "not available", "why": f"{_rel(script)} does not exist in this build",
                 "rows": [r.to_json() for r in b.extract({})]}
     args = supported(script, list(b.quick if quick else b.full) + extra)
     with tempfile.TemporaryDirectory(prefix=f"bench-{b.name}-") as tmp:
@@ -277,7 +297,7 @@ def run_bench(b: Bench, quick: bool, extra: list[str], timeout: float) -> dict:
             args += ["--out", str(out_file)]
         cmd = [sys.executable, str(script), *args]
         t0 = time.monotonic()
-        print(f"bench: {b.name}: {' '.join(['python', str(script.relative_to(REPO)), *args])}"
+        print(f"bench: {b.name}: {' '.join(['python', str(_rel(script)), *args])}"
               f" (timeout {timeout:.0f} s)", file=sys.stderr, flush=True)
         try:
             r = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout,

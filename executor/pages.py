@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import Locator, Page
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from core.window_grid import parse_iso_utc
 from executor.decision import parse_cents
@@ -21,6 +22,26 @@ from executor.wallet_guard import WalletRequest
 
 SIDE_LABEL = {"UP": "Up", "DOWN": "Down"}
 QUICK_MS = 1500  # timeout for one quick read (text, attribute) of an element already expected present
+SLICE_MS = 500   # one attempt of an action; repeated until the step's timeout
+
+# One round trip reads the whole wallet request when the profile's selectors are plain CSS
+# (they are for MetaMask); otherwise (or on any error) the slower per-field path is used.
+_READ_REQUEST_JS = """
+(spec) => {
+  const text = (sels) => {
+    for (const s of sels) { const el = document.querySelector(s); if (el) return (el.textContent || '').trim(); }
+    return null;
+  };
+  const fields = {};
+  for (const [name, rowSel] of Object.entries(spec.rows)) {
+    const row = document.querySelector(rowSel);
+    if (!row) continue;
+    const value = row.querySelector(spec.value);
+    fields[name] = ((value || row).textContent || '').trim();
+  }
+  return {origin: text(spec.origin), title: text(spec.title), fields: fields};
+}
+"""
 
 
 class StepTimeout(Exception):
@@ -200,32 +221,42 @@ class MarketPage:
         return OrderRow(attrs)
 
     # ---- actions -----------------------------------------------------------------------------
-    def _wait_present(self, loc: Locator, key: str, selector: str, step: str) -> Locator:
-        try:
-            self.waiter.until(lambda: _visible(loc), self.timeout, step, f"{key} to be visible")
-        except StepTimeout:
-            raise SelectorMissing(key, selector) from None
-        return loc.first
+    def _act(self, loc: Locator, key: str, selector: str, step: str, action: Callable[[Locator], None]) -> None:
+        """Do `action` on the element, retrying in short slices (heartbeat and SIGTERM stay live) until
+        the step timeout; a selector that matches nothing by then is reported as SelectorMissing."""
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                action(loc.first)
+                return
+            except PlaywrightTimeoutError:
+                pass  # not there or not actionable yet: retry until the step's deadline
+            if self.waiter.should_stop():
+                raise Interrupted(f"stopped while trying {key}")
+            if time.monotonic() >= deadline:
+                if _count(loc) == 0:
+                    raise SelectorMissing(key, selector)
+                raise StepTimeout(step, f"{key} ({selector}) was on the page but not actionable within"
+                                        f" {self.timeout:g}s")
+            self.waiter.tick()
 
     def click_outcome(self, side: str) -> None:
         label = SIDE_LABEL[side]
-        tab = self.site.card.get("buy_tab")
-        if tab and _visible(self.in_card("buy_tab")):
+        button = self.in_card("outcome_button", side=label)
+        if self.site.card.get("buy_tab") and not _visible(button) and _visible(self.in_card("buy_tab")):
             self.in_card("buy_tab").first.click(timeout=self.timeout * 1000)
-        loc = self._wait_present(self.in_card("outcome_button", side=label), "card.outcome_button",
-                                 fill(self.site.card["outcome_button"], side=label), "outcome")
-        loc.click(timeout=self.timeout * 1000)
+        self._act(button, "card.outcome_button", fill(self.site.card["outcome_button"], side=label), "outcome",
+                  lambda el: el.click(timeout=SLICE_MS))
 
     def fill_amount(self, amount: float) -> None:
-        loc = self._wait_present(self.in_card("amount_input"), "card.amount_input",
-                                 self.site.card["amount_input"], "amount")
-        loc.fill(f"{amount:.2f}".rstrip("0").rstrip("."), timeout=self.timeout * 1000)
+        text = f"{amount:.2f}".rstrip("0").rstrip(".")
+        self._act(self.in_card("amount_input"), "card.amount_input", self.site.card["amount_input"], "amount",
+                  lambda el: el.fill(text, timeout=SLICE_MS))
 
     def submit(self, side: str) -> None:
         label = SIDE_LABEL[side]
-        loc = self._wait_present(self.in_card("submit_button", side=label), "card.submit_button",
-                                 fill(self.site.card["submit_button"], side=label), "submit")
-        loc.click(timeout=self.timeout * 1000)
+        self._act(self.in_card("submit_button", side=label), "card.submit_button",
+                  fill(self.site.card["submit_button"], side=label), "submit", lambda el: el.click(timeout=SLICE_MS))
 
 
 class WalletPopup:
@@ -277,6 +308,19 @@ class WalletPopup:
             return None
 
     def read_request(self) -> WalletRequest:
+        spec = {"rows": {c: fill(self.wallet.data_row, field=n) for c, n in self.wallet.fields.items()},
+                "value": self.wallet.data_row_value, "origin": self.wallet.selectors.get("origin", []),
+                "title": self.wallet.selectors.get("title", [])}
+        try:
+            got = self.page.evaluate(_READ_REQUEST_JS, spec)
+            if isinstance(got, dict) and got.get("fields"):
+                return WalletRequest(got.get("origin") or None, got.get("title") or None,
+                                     {k: str(v) for k, v in got["fields"].items()})
+        except PlaywrightError:
+            pass  # not plain CSS (or the page changed under us): read field by field below
+        return self._read_request_slow()
+
+    def _read_request_slow(self) -> WalletRequest:
         fields: dict[str, str] = {}
         for canonical, name in self.wallet.fields.items():
             row = self.page.locator(fill(self.wallet.data_row, field=name))

@@ -34,7 +34,7 @@ from executor.trade import ClickThrough, Order, Outcome, row_fields
 
 log = logging.getLogger("executor")
 
-LOOP_WAIT_MS = 100
+LOOP_WAIT_MS = 50
 GRID_GRACE_S = 2.0          # the page should show a new window this soon after the grid says it began
 SETTLE_EVERY_S = 2.0
 SAVE_EVERY_S = 1.0
@@ -429,7 +429,7 @@ class Executor:
             return
         if now - w.start < self.cfg.entry_start:
             return
-        if not self._check_markup(w):
+        if not w.markup_checked and not self._check_markup(w):
             return
         held = self.signals.read_fresh(asset)
         market = self.markets[asset]

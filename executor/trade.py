@@ -66,6 +66,8 @@ class ClickThrough:
         self.on_submitted = on_submitted
         self.step = "start"
         self.popup: WalletPopup | None = None
+        self.timings: dict[str, float] = {}
+        self._t_step: float | None = None
 
     def run(self, order: Order) -> Outcome:
         try:
@@ -87,6 +89,17 @@ class ClickThrough:
                 return self._fail(order, "unknown", f"browser error at step {self.step}: {first}")
             return self._fail(order, "failed", f"browser error at step {self.step}: {first}")
 
+    def _enter(self, step: str) -> None:
+        """Start `step`, recording how long the previous one took (reported with the outcome)."""
+        now = time.monotonic()
+        if self._t_step is not None:
+            self.timings[self.step] = round(now - self._t_step, 3)
+        self.step, self._t_step = step, now
+
+    def _timed(self, fields: dict) -> dict:
+        self._enter(self.step)  # close the current step
+        return {**fields, "timings": dict(self.timings)}
+
     def _fail(self, order: Order, event: str, reason: str, extra: dict | None = None) -> Outcome:
         shot = None
         try:
@@ -95,7 +108,7 @@ class ClickThrough:
             log.warning("screenshot for %s at %s failed: %s", order.trade_id, self.step, exc)
         fields = {"reason": reason, "step": self.step, "screenshot": shot}
         fields.update(extra or {})
-        return Outcome(event, reason, self.step, fields)
+        return Outcome(event, reason, self.step, self._timed(fields))
 
     def _reject_if_open(self) -> None:
         if self.popup is None or self.popup.page.is_closed():
@@ -107,24 +120,24 @@ class ClickThrough:
 
     def _run(self, o: Order) -> Outcome:
         m = self.market
-        self.step = "outcome"
+        self._enter("outcome")
         m.click_outcome(o.side)
-        self.step = "amount"
+        self._enter("amount")
         m.fill_amount(o.amount)
         before_pages = {id(p) for p in self.context.pages}
         m.mark_toasts()
-        self.step = "submit"
+        self._enter("submit")
         if self.waiter.should_stop():
             raise Interrupted("stopped before Buy")
         m.submit(o.side)
-        self.step = "popup"
+        self._enter("popup")
         page = self.waiter.until(lambda: find_popup(self.context, self.wallet, before_pages), self.timeout,
                                  "popup", "the wallet popup to open")
         self.popup = popup = WalletPopup(page, self.wallet, self.waiter, self.timeout)
-        self.step = "popup_ready"
+        self._enter("popup_ready")
         state = popup.wait_ready()
         if state == "locked":
-            self.step = "unlock"
+            self._enter("unlock")
             if not self.password:
                 popup_reason = "the wallet is locked and METAMASK_PASSWORD is not set"
                 try:
@@ -133,22 +146,22 @@ class ClickThrough:
                     pass  # the popup is gone: no request can be confirmed either way
                 return self._fail(o, "failed", popup_reason)
             popup.unlock(self.password)
-        self.step = "read_request"
+        self._enter("read_request")
         request = popup.read_request()
         why = wallet_guard.check(request, wallet_guard.Intended(o.side, o.amount, o.slug), self.market_origin,
                                  self.wallet.order_primary_type, self.tolerance)
         if why:
-            self.step = "reject"
+            self._enter("reject")
             outcome = self._fail(o, "wallet_rejected", f"wallet guard: {why}",   # screenshot shows the request
                                  {"request": {"origin": request.origin, "title": request.title, **request.fields}})
             popup.reject()
             return outcome
         if self.waiter.should_stop():
             raise Interrupted("stopped before the wallet confirm")
-        self.step = "confirm"
+        self._enter("confirm")
         popup.confirm()
         self.on_submitted()
-        self.step = "outcome_wait"
+        self._enter("outcome_wait")
         return self._await_outcome(o)
 
     def _await_outcome(self, o: Order) -> Outcome:
@@ -189,7 +202,8 @@ class ClickThrough:
             status = (row.get("status") or "").lower()
             if status in ("rejected", "failed", "cancelled", "canceled"):
                 return self._fail(o, "failed", f"orders panel shows the order as {status}")
-            return Outcome("filled", "order accepted", self.step, row_fields(row, o, toast=seen.get("toast")))
+            return Outcome("filled", "order accepted", self.step,
+                           self._timed(row_fields(row, o, toast=seen.get("toast"))))
         return self._fail(o, "unknown", "no toast and no orders-panel row within "
                           f"{self.timeout:g}s after the wallet confirm; left for reconciliation")
 

@@ -105,15 +105,16 @@ def _processes(paths: Paths, specs: list[ChildSpec], doc: dict | None, monitor_a
     return out
 
 
-def _signal(cfg: Config, now: float) -> dict | None:
-    res = read_json(cfg.signal_path)
+def _signal(cfg: Config, now: float, path: Path | None = None) -> dict | None:
+    path = cfg.signal_path if path is None else path
+    res = read_json(path)
     if not res.ok or not res.data:
-        return {"problem": res.problem, "path": str(cfg.signal_path)}
+        return {"problem": res.problem, "path": str(path)}
     d = res.data
     ts = _ts(d.get("timestamp"))
     if ts is None:
         try:
-            ts = cfg.signal_path.stat().st_mtime
+            ts = path.stat().st_mtime
         except OSError:
             ts = None
     return {"direction": d.get("direction"), "confidence": d.get("confidence"), "prob_up": d.get("prob_up"),
@@ -182,7 +183,9 @@ def build(cfg: Config, paths: Paths, specs: list[ChildSpec], now: float | None =
     ran = doc if doc and (monitor_alive or doc.get("monitor", {}).get("state") != "running") else {}
     return {"ok": ok, "mode": ran.get("mode", cfg.mode), "market_url": ran.get("market_url", cfg.market_url),
             "monitor": monitor, "processes": procs,
-            "signal": _signal(cfg, now), "executor": _executor(cfg), "trades": _trades(cfg, now),
+            "signal": _signal(cfg, now),
+            "signals": {a: _signal(cfg, now, cfg.signal_path_for(a)) for a in cfg.assets},
+            "executor": _executor(cfg), "trades": _trades(cfg, now),
             "risk": _risk(cfg), "at": now}
 
 
@@ -220,12 +223,14 @@ def render(st: dict) -> str:
         if p.get("held_down"):
             extra.append(f"held down by {p['held_down']}")
         lines.append(f"{name:<14} {p['state']:<9} " + "  ".join(extra))
-    sig = st.get("signal") or {}
-    if sig.get("problem"):
-        lines.append(f"{'signal':<14} none ({sig['problem']}: {sig.get('path')})")
-    else:
+    for asset, sig in (st.get("signals") or {"": st.get("signal")}).items():
+        sig = sig or {}
+        label = "signal" if len(st.get("signals") or {}) <= 1 else f"signal {asset}"
+        if sig.get("problem"):
+            lines.append(f"{label:<14} none ({sig['problem']}: {sig.get('path')})")
+            continue
         prob = sig.get("prob_up")
-        lines.append(f"{'signal':<14} {sig.get('direction')}  confidence {sig.get('confidence')}  prob_up "
+        lines.append(f"{label:<14} {sig.get('direction')}  confidence {sig.get('confidence')}  prob_up "
                      f"{prob if prob is None else f'{prob:.3f}'}  age {sig.get('age_s')}s"
                      f"{'  STALE' if sig.get('stale') else ''}  ({sig.get('asset')}, seq {sig.get('seq')})")
     ex = st.get("executor")

@@ -77,6 +77,10 @@ def stop_all(paths: Paths, knobs: Knobs, out: Callable[[str], None] = print) -> 
     did = survived = False
     mon_file = paths.pid_file("monitor")
     mon, problem = pidfiles.read(mon_file)
+    if mon is None and lock_held(paths):
+        # A monitor holds the lock but has not written its pid file yet (a start in progress).
+        _wait(lambda: pidfiles.read(mon_file)[0] is not None or not lock_held(paths), 10.0)
+        mon, problem = pidfiles.read(mon_file)
     n_children = len(_child_files(paths))
     if mon is not None and mon.ident.alive():
         did = True

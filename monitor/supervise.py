@@ -70,6 +70,7 @@ class Child:
     last_exit: dict | None = None
     fatal_reason: str | None = None
     termed_leftovers: bool = False
+    exited_at: float = 0.0
 
     @property
     def name(self) -> str:
@@ -97,19 +98,40 @@ class Child:
         return max(0.0, now - ref)
 
 
-def _notify(cfg: Config, event: str, text: str) -> None:
-    """Tell the user through risk.notify when that package exists (built separately); never raise."""
-    try:
-        from risk.notify import Notifier  # noqa: PLC0415 - optional dependency
-    except ImportError:
-        log.info("notification not sent (no risk.notify module): %s", text)
-        return
-    try:
-        n = Notifier(cfg)
-        n.send(event, text)
-        n.close(timeout=5.0)
-    except Exception as exc:  # noqa: BLE001 - a notification failure must never stop the monitor
-        log.warning("notification %r failed (%s); the monitor carries on", event, type(exc).__name__)
+class Notify:
+    """FATAL alerts through risk.notify when that package exists (it is built separately): one
+    non-blocking notifier for the monitor's life; never raises, never blocks the loop."""
+
+    def __init__(self, cfg: Config):
+        self.cfg = cfg
+        self._n = None
+        self._tried = False
+
+    def send(self, event: str, text: str) -> None:
+        if not self._tried:
+            self._tried = True
+            try:
+                from risk.notify import Notifier
+            except ImportError:
+                log.info("notifications off: no risk.notify module in this build")
+                return
+            try:
+                self._n = Notifier(self.cfg)
+            except Exception as exc:  # noqa: BLE001 - a notifier failure must never stop the monitor
+                log.warning("notifications off: risk.notify failed to start (%s)", type(exc).__name__)
+        if self._n is None:
+            return
+        try:
+            self._n.send(event, text)
+        except Exception as exc:  # noqa: BLE001 - same: log and carry on
+            log.warning("notification %r failed (%s); the monitor carries on", event, type(exc).__name__)
+
+    def close(self, timeout: float = 5.0) -> None:
+        if self._n is not None:
+            try:
+                self._n.close(timeout=timeout)
+            except Exception as exc:  # noqa: BLE001 - shutting down anyway
+                log.warning("notifier did not close cleanly (%s)", type(exc).__name__)
 
 
 class Monitor:
@@ -126,6 +148,7 @@ class Monitor:
         self._last_rotate = 0.0
         self._status_cache: dict | None = None
         self.ident = ident_of(os.getpid())
+        self.notify = Notify(cfg)
 
     # ---- starting -----------------------------------------------------------------
     def _spawn(self, c: Child) -> None:
@@ -151,7 +174,7 @@ class Monitor:
             return
         os.close(fd)
         ident = ident_of(proc.pid) or Ident(proc.pid, "unknown", proc.pid)
-        c.proc, c.ident, c.started_at, c.desc = proc, ident, now, []
+        c.proc, c.ident, c.started_at, c.desc, c.exited_at = proc, ident, now, [], 0.0
         c.state, c.stop_reason, c.exit_code = "running", "", None
         if c.starts:
             c.restarts += 1
@@ -185,7 +208,7 @@ class Monitor:
             rc = c.proc.poll()
             if rc is None:
                 return False
-            c.exit_code = rc
+            c.exit_code, c.exited_at = rc, self.clock()
         return True
 
     def _leftovers(self, c: Child) -> list[Ident]:
@@ -206,8 +229,8 @@ class Monitor:
             signal_members(left, signal.SIGCONT)
             c.termed_leftovers = True
         if now >= c.kill_at:
-            log.warning("%s: still running %.1f s after TERM; sending KILL to its process group%s", c.name,
-                        now - (c.kill_at - self.knobs.stop_timeout), " and leftovers" if left else "")
+            log.warning("%s: still running after TERM and its grace period; sending KILL to its process group%s",
+                        c.name, " and leftovers" if left else "")
             if c.ident is not None:
                 signal_group(c.ident, signal.SIGKILL)
             signal_members(left, signal.SIGKILL)
@@ -227,7 +250,8 @@ class Monitor:
         self._exited(c, now, reason)
 
     def _exited(self, c: Child, now: float, reason: str) -> None:
-        uptime = now - c.started_at
+        # How long it ran: until it exited (not until its leftovers were reaped).
+        uptime = (c.exited_at if c.exited_at >= c.started_at else now) - c.started_at
         hung = reason.startswith("hung")
         failed = uptime < self.knobs.min_uptime or (hung and not c.beat_since_start()) \
             or reason.startswith("could not start")
@@ -239,7 +263,7 @@ class Monitor:
                               f" left down, see {self.paths.log_file(c.name)}")
             log.error("%s: FATAL: %s. The other processes carry on; ./supervisor.sh up %s retries it.",
                       c.name, c.fatal_reason, c.name)
-            _notify(self.cfg, "fatal", f"{c.name} FATAL: {c.fatal_reason}")
+            self.notify.send("fatal", f"{c.name} FATAL: {c.fatal_reason}")
             return
         # A child that ran healthily (longer than MIN_UPTIME) is restarted at once; failed starts
         # in a row wait 1, 2, 4 ... BACKOFF_MAX seconds. So a crash costs ~nothing, a crash loop
@@ -391,6 +415,7 @@ class Monitor:
                             " killing them", len(stray), ", ".join(str(i.pid) for i in stray))
                 signal_members(stray, signal.SIGKILL)
         self.write_status(self.clock(), "stopped", force=True)
+        self.notify.close()
         pidfiles.remove(self.paths.pid_file("monitor"))
         log.info("monitor: every child stopped; exiting")
 

@@ -124,6 +124,11 @@ class Tracker:
             for f in pid_dir.glob("*.json"):
                 self.note(f.stem)
 
+    def anything_recorded(self) -> bool:
+        """True while any pid file is left (something may still run)."""
+        pid_dir = self.state_dir / "pids"
+        return pid_dir.is_dir() and any(pid_dir.glob("*.json"))
+
     def kill_leftovers(self) -> list[int]:
         from monitor.procs import signal_members
 

@@ -132,3 +132,41 @@ def test_short_chaos_run_has_no_bad_count(tmp_path: Path):
     assert any("during" in k for k in report["kill_log"]), "no kill landed inside a trade or a wallet popup"
     assert sum(v or 0 for v in report["restarts"].values()) >= 5, report["restarts"]
     assert not report["fatal"], report["fatal"]
+
+
+# ---- bench.run_all and the long run's arithmetic (fast: small stand-in scripts) -----------------------
+def _bench(script: Path, name: str = "fake"):
+    from bench.run_all import Bench, rows_signal
+
+    return Bench(name, str(script), [], [], 30, 30, extract=rows_signal)
+
+
+def test_run_all_reports_missing_failing_and_timed_out_benchmarks(tmp_path: Path):
+    from bench.run_all import last_json, run_bench
+
+    assert last_json('noise\n{"a": 1}\nmore\n{"b": {"c": 2}}\ntrailer') == {"b": {"c": 2}}
+    missing = run_bench(_bench(tmp_path / "nope.py"), quick=False, extra=[], timeout=30)
+    assert missing["status"] == "not available" and all(r["value"] is None for r in missing["rows"])
+    missed = tmp_path / "missed.py"
+    missed.write_text("import json, sys\nprint('table')\n"
+                      "print(json.dumps({'latency_ms': {'p50': 3, 'p99': 40}, 'targets': {'latency_p99_ms': 20}}))\n"
+                      "sys.exit(1)\n")
+    res = run_bench(_bench(missed), quick=False, extra=[], timeout=30)
+    p99 = next(r for r in res["rows"] if r["figure"].endswith("p99"))
+    assert res["status"] == "target missed" and p99["value"] == 40 and p99["ratio"] == 2.0 and p99["ok"] is False
+    crash = tmp_path / "crash.py"
+    crash.write_text("raise SystemExit(3)\n")
+    assert run_bench(_bench(crash), quick=False, extra=[], timeout=30)["status"] == "error"
+    hang = tmp_path / "hang.py"
+    hang.write_text("import sys, time\nif '--help' not in sys.argv:\n    time.sleep(30)\n")
+    assert run_bench(_bench(hang), quick=False, extra=[], timeout=1)["status"] == "timeout"
+
+
+def test_longrun_growth_compares_late_and_early_medians():
+    from bench.bench_longrun import growth
+
+    samples = [{"window": w, "total_pss_mb": 100.0 + (10.0 if w >= 90 else 0.0)} for w in range(100)]
+    g = growth(samples, 100)
+    assert g["early_mb"] == 100.0 and g["late_mb"] == 110.0 and g["growth_percent"] == 10.0
+    flat = growth([{"window": w, "total_pss_mb": 50.0} for w in range(100)], 100)
+    assert flat["growth_percent"] == 0.0 and flat["slope_mb_per_100_windows"] == 0.0

@@ -259,3 +259,29 @@ def test_signal_watcher_sees_atomic_replace_quickly(tmp_path):
         assert w.read_fresh("BTC").problem.startswith("corrupt")
     finally:
         w.stop()
+
+
+# ---- paper settlement (no browser: the runner's settlement pass on a journal) ------------------
+def test_paper_settlement_from_signal_prices(tmp_path):
+    from core.config import load_config
+    from executor.runner import Executor
+
+    env = {"MODE": "paper", "STATE_DIR": str(tmp_path / "state"), "LOG_DIR": str(tmp_path / "logs"),
+           "PROFILE_DIR": str(tmp_path / "profiles"), "SITE_PROFILE": "replica"}
+    cfg = load_config(env, dotenv_path=tmp_path / "no.env")
+    now = [W0 + 905.0]
+    ex = Executor(cfg, clock=lambda: now[0])
+    j = ex.journal
+    j.append("intent", "BTC", W0, "t-up", slug="s", side="UP", amount=10.0, price=0.5)
+    j.append("filled", "BTC", W0, "t-up", simulated=True, side="UP", amount=10.0, price=0.5, shares=19.65, fee=0.175)
+    ex.prices[("BTC", W0)] = {"open": 100.0, "last": 101.0}
+    ex._settle_due()
+    assert [t["event"] for t in j.events()].count("settled") == 0   # next window's open not known yet, < 5 s
+    ex.prices[("BTC", W0 + 900)] = {"open": 100.0}                   # close == open: ties go Up
+    ex._settle_due()
+    settled = [t for t in j.events() if t["event"] == "settled"]
+    assert len(settled) == 1 and settled[0]["outcome"] == "won"
+    assert settled[0]["pnl"] == pytest.approx(settled[0]["payout"] - 10.0)
+    assert settled[0]["payout"] == pytest.approx(20.0 * (1 - 0.07 * 0.25))
+    ex._settle_due()
+    assert len([t for t in j.events() if t["event"] == "settled"]) == 1   # once

@@ -12,7 +12,9 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -45,7 +47,8 @@ def sup(iso_env, tmp_path):
         yield env, state, logs, tracker
     finally:
         tracker.note_all()
-        run_sup(env, "stop", timeout=60)
+        if tracker.anything_recorded():  # a test that stopped everything itself needs no second stop
+            run_sup(env, "stop", timeout=60)
         leftovers = tracker.kill_leftovers()
         assert not leftovers, f"processes left running after stop: {leftovers}"
 
@@ -164,8 +167,37 @@ def test_sigkill_and_sigstop_children_are_restarted(sup, tmp_path):
     assert st["processes"]["alpha"]["restarts"] == 2 and st["processes"]["beta"]["restarts"] == 1
 
 
-def test_child_failing_at_start_goes_fatal_others_carry_on(sup, tmp_path):
+class _Webhook(BaseHTTPRequestHandler):
+    """A local stand-in for the Discord webhook (the internet): records each POSTed body."""
+
+    bodies: list[str] = []
+
+    def do_POST(self):  # noqa: N802 - http.server's naming
+        n = int(self.headers.get("Content-Length", "0"))
+        type(self).bodies.append(self.rfile.read(n).decode())
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *_args):  # keep the test output clean
+        return
+
+
+@pytest.fixture
+def webhook():
+    _Webhook.bodies = []
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), _Webhook)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    try:
+        yield f"http://127.0.0.1:{srv.server_address[1]}/api/webhooks/1/tokentokentokentoken", _Webhook.bodies
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
+def test_child_failing_at_start_goes_fatal_others_carry_on(sup, tmp_path, webhook):
     env, state, logs, tracker = sup
+    env["CLOBBOT_DISCORD_WEBHOOK_URL"], posted = webhook
     env["SUPERVISOR_CHILDREN_FILE"] = str(write_children(tmp_path, [
         stub_child("alpha"),
         stub_child("broken", "--fail-fast", beat=False),
@@ -189,6 +221,8 @@ def test_child_failing_at_start_goes_fatal_others_carry_on(sup, tmp_path):
     for delay in ("0.1 s", "0.2 s", "0.4 s", "0.8 s"):
         assert f"restarting in {delay}" in mlog
     assert "broken: FATAL" in mlog
+    alert = wait_for(lambda: [b for b in posted if "broken FATAL" in b], 10, "the FATAL alert on the webhook")
+    assert "5 failed starts" in alert[0] and "tokentoken" not in alert[0]
     human = run_sup(env, "status")
     assert human.returncode == 3 and "FATAL" in human.stdout
     assert r.returncode == 0

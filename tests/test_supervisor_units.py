@@ -48,3 +48,20 @@ def test_identity_tells_a_reused_pid_from_ours():
         p.kill()
         p.wait(timeout=10)
     assert not me.alive()
+
+
+def test_identity_without_proc_uses_ps(monkeypatch):
+    """The macOS path (no /proc): start times from `ps -o lstart=`, the tree from `ps -A`."""
+    import monitor.procs as procs
+
+    p = subprocess.Popen([sys.executable, "-c", "import time\nwhile True: time.sleep(1)"], start_new_session=True)
+    try:
+        monkeypatch.setattr(procs, "_HAVE_PROC", False)
+        me = procs.ident_of(p.pid)
+        assert me is not None and me.start.startswith("ps:") and me.alive()
+        assert any(d.pid == p.pid for d in procs.descendants(os.getpid()))
+        assert not procs.Ident(p.pid, "ps:Thu Jan  1 00:00:00 1970", p.pid).alive()
+    finally:
+        p.kill()
+        p.wait(timeout=10)
+    assert procs.start_time(p.pid) is None

@@ -1,0 +1,158 @@
+"""Executor figures on the replica (a benchmark, not a test).
+
+    .venv/bin/python bench/bench_executor.py [--windows 30] [--window-seconds 20] [--out FILE]
+
+Starts the replica (BTC only) and `python -m executor` (MODE=demo, STRATEGY=seed) as real
+processes, writes signal.json itself every 0.5 s for the current window, and measures:
+- window start -> order accepted: the order's `time` in /api/orders minus its window start;
+- signal.json replace -> the executor holding the new value: the time the bench's os.replace
+  returned vs the `seen_at` the executor records (state/executor.json, `signal`) for that seq;
+- memory: RSS and PSS summed over the executor and every process under it (driver, browser).
+Prints a JSON summary (and writes it to --out).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from core.durable_files import atomic_write_json, read_json  # noqa: E402
+from core.window_grid import iso_utc, window_at  # noqa: E402
+from tests.executor_support import ExecutorProc, descendants, executor_env  # noqa: E402
+from tests.replica_support import start_replica  # noqa: E402
+
+
+def pct(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    v = sorted(values)
+    k = max(0, min(len(v) - 1, int(round(q / 100.0 * (len(v) - 1)))))
+    return v[k]
+
+
+def memory(pids: list[int]) -> dict:
+    rss = pss = 0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    rss += int(line.split()[1])
+        except OSError:
+            continue
+        try:
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    pss += int(line.split()[1])
+        except OSError:
+            pass  # smaps_rollup needs Linux >= 4.14; RSS alone then
+    return {"rss_mb": rss / 1024.0, "pss_mb": pss / 1024.0, "processes": len(pids)}
+
+
+class Writer(threading.Thread):
+    """signal.json every `interval` s for the current grid window; remembers when each seq was replaced."""
+
+    def __init__(self, path: Path, window_seconds: int, interval: float = 0.5):
+        super().__init__(daemon=True)
+        self.path, self.window_seconds, self.interval = path, window_seconds, interval
+        self.replaced: dict[int, float] = {}
+        self.seq = 0
+        self.stop_event = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop_event.is_set():
+            now = time.time()
+            w = window_at("BTC", now, self.window_seconds)
+            self.seq += 1
+            doc = {"timestamp": iso_utc(now), "direction": "UP", "confidence": 80, "price": 100.0, "asset": "BTC",
+                   "prob_up": 0.8, "window": {"start": iso_utc(w.start), "end": iso_utc(w.end), "open_price": 100.0,
+                                              "seconds_left": w.seconds_left(now)},
+                   "source": "bench", "seq": self.seq, "stale": False}
+            atomic_write_json(self.path, doc)
+            self.replaced[self.seq] = time.time()
+            self.stop_event.wait(self.interval)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--windows", type=int, default=30)
+    ap.add_argument("--window-seconds", type=int, default=20)
+    ap.add_argument("--out", type=Path, default=None)
+    args = ap.parse_args()
+    W = args.window_seconds
+    from core.browser_discovery import find_browser
+
+    wd = Path(tempfile.mkdtemp(prefix="bench-executor-"))
+    rep = start_replica(wd / "replica", window_seconds=W, assets=("BTC",))
+    base = {k: v for k, v in os.environ.items() if k not in ("METAMASK_PASSWORD", "MODE", "LIVE_CONFIRM")}
+    base.update({"STATE_DIR": str(wd / "state"), "LOG_DIR": str(wd / "logs"), "PROFILE_DIR": str(wd / "profiles"),
+                 "DOTENV_PATH": str(wd / "no.env"), "PYTHONPATH": str(REPO), "BROWSER_PATH": find_browser() or ""})
+    env = executor_env(base, rep, ENTRY_END=str(int(W * 0.8)), MIN_PRICE="0.01", MAX_PRICE="0.99",
+                       MAX_OPEN_EXPOSURE="100000", MAX_CONSECUTIVE_LOSSES="100000", MAX_DAILY_LOSS="100000",
+                       MAX_TRADES_PER_DAY="100000", STEP_TIMEOUT="8")
+    state_path = wd / "state" / "executor.json"
+    writer = Writer(wd / "state" / "signal.json", W)
+    writer.start()
+    ex = ExecutorProc(env, wd).start()
+    signal_lat: list[float] = []
+    mem: list[dict] = []
+    first_window = None
+    try:
+        deadline = time.time() + (args.windows + 3) * W + 60
+        last_seq = 0
+        while time.time() < deadline:
+            st = read_json(state_path).data or {}
+            sig = st.get("signal") or {}
+            seq, seen = sig.get("seq"), sig.get("seen_at")
+            if isinstance(seq, int) and seq != last_seq and seq in writer.replaced and isinstance(seen, float):
+                signal_lat.append(seen - writer.replaced[seq])
+                last_seq = seq
+            if int(time.time() * 10) % 50 == 0 and ex.running():
+                mem.append(memory([ex.pid, *descendants(ex.pid)]))
+            if first_window is None and st.get("status") == "watching":
+                first_window = (int(time.time() // W) + 1) * W
+            if first_window is not None and time.time() > first_window + args.windows * W + 5:
+                break
+            time.sleep(0.02)  # the bench's sampling period (not a test: nothing to synchronise with)
+    finally:
+        rc = ex.stop()
+        writer.stop_event.set()
+        orders = rep.orders()
+        rep.stop()
+    fw = first_window or 0
+    lat = [o["time"] - o["window_start"] for o in orders if fw <= o["window_start"] < fw + args.windows * W]
+    windows = [fw + i * W for i in range(args.windows)]
+    summary = {
+        "window_seconds": W, "windows": args.windows, "orders_in_range": len(lat),
+        "missed_windows": len([w for w in windows if w not in {o["window_start"] for o in orders}]),
+        "window_start_to_order_s": {"p50": pct(lat, 50), "p95": pct(lat, 95), "max": max(lat) if lat else None,
+                                    "mean": statistics.fmean(lat) if lat else None},
+        "signal_replace_to_held_ms": {"n": len(signal_lat), "p50": (pct(signal_lat, 50) or 0) * 1000,
+                                      "p99": (pct(signal_lat, 99) or 0) * 1000,
+                                      "max": max(signal_lat) * 1000 if signal_lat else None},
+        "memory": {"rss_mb_mean": statistics.fmean([m["rss_mb"] for m in mem]) if mem else None,
+                   "rss_mb_max": max(m["rss_mb"] for m in mem) if mem else None,
+                   "pss_mb_mean": statistics.fmean([m["pss_mb"] for m in mem]) if mem else None,
+                   "pss_mb_max": max(m["pss_mb"] for m in mem) if mem else None,
+                   "processes": max(m["processes"] for m in mem) if mem else None},
+        "executor_exit_code": rc, "workdir": str(wd), "cpus": os.cpu_count(),
+        "load_avg_1m_at_end": os.getloadavg()[0],
+    }
+    text = json.dumps(summary, indent=2)
+    print(text)
+    if args.out:
+        args.out.write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
