@@ -9,7 +9,8 @@ with SIGTERM. Measured after the first signal is written (start-up and backfill 
   the tick, price fetch included, to the completed os.replace and directory fsync), read from
   each new signal.json by this watcher.
 Linux only (/proc). Usage:
-    .venv/bin/python bench/bench_signal.py [--duration 60] [--interval 1] [--assets BTC] [--out logs/bench_signal.json]
+    .venv/bin/python bench/bench_signal.py [--duration 60] [--interval 1] [--assets BTC]
+        [--out logs/bench_signal.json] [--state-parent /dev/shm]
 """
 
 from __future__ import annotations
@@ -53,13 +54,14 @@ def percentile(values: list[float], q: float) -> float:
     return s[lo] + (s[hi] - s[lo]) * (k - lo)
 
 
-def run(duration: float, interval: float, assets: str) -> dict:
-    with tempfile.TemporaryDirectory(prefix="bench-signal-") as tmp:
+def run(duration: float, interval: float, assets: str, state_parent: str | None = None) -> dict:
+    with tempfile.TemporaryDirectory(prefix="bench-signal-") as tmp, \
+            tempfile.TemporaryDirectory(prefix="bench-signal-state-", dir=state_parent) as state_dir:
         env = {k: v for k, v in os.environ.items() if k not in ("MODE", "FEEDS", "LIVE_CONFIRM")}
-        env.update({"STATE_DIR": f"{tmp}/state", "LOG_DIR": f"{tmp}/logs", "PROFILE_DIR": f"{tmp}/profiles",
+        env.update({"STATE_DIR": state_dir, "LOG_DIR": f"{tmp}/logs", "PROFILE_DIR": f"{tmp}/profiles",
                     "DOTENV_PATH": f"{tmp}/no.env", "SIGNAL_INTERVAL": str(interval), "ASSETS": assets,
                     "PYTHONPATH": str(REPO)})
-        path = Path(tmp) / "state" / "signal.json"
+        path = Path(state_dir) / "signal.json"
         proc = subprocess.Popen([sys.executable, "-m", "signal_engine"], cwd=REPO, env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
@@ -103,6 +105,7 @@ def run(duration: float, interval: float, assets: str) -> dict:
             "duration_s": round(wall1 - wall0, 2),
             "interval_s": interval,
             "assets": assets,
+            "state_dir_parent": state_parent or tempfile.gettempdir(),
             "writes_seen": len(seqs),
             "stale_writes": stale,
             "cpu_percent": round(100.0 * (cpu1 - cpu0) / (wall1 - wall0), 3),
@@ -128,8 +131,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--interval", type=float, default=1.0)
     ap.add_argument("--assets", default="BTC")
     ap.add_argument("--out", default=str(REPO / "logs" / "bench_signal.json"))
+    ap.add_argument("--state-parent", default=None,
+                    help="where the temporary STATE_DIR goes (default: the temp dir; /dev/shm separates the"
+                         " engine's own latency from the disk's fsync)")
     args = ap.parse_args(argv)
-    r = run(args.duration, args.interval, args.assets)
+    r = run(args.duration, args.interval, args.assets, args.state_parent)
     ok = {"cpu_percent": r["cpu_percent"] < TARGETS["cpu_percent"],
           "rss_mb": r["rss_mb_max"] < TARGETS["rss_mb"],
           "latency_p99_ms": r["latency_ms"]["p99"] < TARGETS["latency_p99_ms"]}
@@ -143,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
             ("  of which write p99", f"{r['write_ms']['p99']:.2f}", "", None)]
     print(f"signal engine, demo feed, {r['assets']}, interval {r['interval_s']:g} s, {r['duration_s']:.0f} s,"
           f" {r['writes_seen']} writes seen ({r['stale_writes']} stale), SIGTERM exit {r['sigterm_exit_code']}"
-          f" in {r['sigterm_exit_s']:.2f} s; load average {r['loadavg_1m_at_end']}")
+          f" in {r['sigterm_exit_s']:.2f} s; load average {r['loadavg_1m_at_end']}; state in {r['state_dir_parent']}")
     print(f"{'figure':<24}{'measured':>10}  {'target':<8} ok")
     for name, value, target, passed in rows:
         print(f"{name:<24}{value:>10}  {target:<8} {'' if passed is None else ('yes' if passed else 'NO')}")
