@@ -14,7 +14,9 @@ cores, memory, OS, Python, Chromium) and the date head the table and logs/bench.
 
 --quick: short versions (about 6 minutes in all) to check that everything runs, not figures to quote.
 --longrun-from FILE: take the long run from a JSON written earlier by `python -m bench.bench_longrun
---out FILE` instead of running it (marked as such, with that run's date, in the output).
+--out FILE` instead of running it (marked as such in the output).
+--reuse FILE: the benchmarks left out by --only/--skip are copied from an earlier bench.json (marked
+with that file and its date), so one table can gather runs made at different times.
 Exit codes: 0 every available benchmark ran and met its targets; 1 one failed, timed out or missed
 a target (the table says which); 2 bad arguments.
 """
@@ -346,6 +348,8 @@ def print_table(doc: dict) -> None:
         if res["status"] not in ("ok", "target missed"):
             print(f"{name:<9} {'(' + res['status'] + ': ' + res.get('why', '') + ')':<52}")
             continue
+        if res.get("reused_from"):
+            print(f"{name:<9} (from {res['reused_from']})")
         for r in res["rows"]:
             ok = "" if r["ok"] is None else ("yes" if r["ok"] else "NO")
             ratio = "" if r["ratio"] is None else f"{r['ratio']:.2f}"
@@ -368,6 +372,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--longrun-window-seconds", type=int, default=10)
     p.add_argument("--longrun-from", type=Path, default=None,
                    help="reuse a long run measured earlier (JSON from bench.bench_longrun --out) instead of running it")
+    p.add_argument("--reuse", type=Path, default=None,
+                   help="take the benchmarks not run this time (--only/--skip) from an earlier bench.json")
     a = p.parse_args(argv)
     names = {b.name for b in BENCHES}
     only = {x.strip() for x in a.only.split(",") if x.strip()}
@@ -381,8 +387,14 @@ def main(argv: list[str] | None = None) -> int:
     doc = {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t0)), "quick": a.quick,
            "command": "python -m bench.run_all " + " ".join(argv if argv is not None else sys.argv[1:]),
            "machine": machine(), "benchmarks": {}}
+    earlier = read_json(a.reuse).data if a.reuse is not None else None
+    if a.reuse is not None and not isinstance(earlier, dict):
+        p.error(f"--reuse {a.reuse}: not a readable bench.json")
     for b in BENCHES:
         if (only and b.name not in only) or b.name in skip:
+            old = (earlier or {}).get("benchmarks", {}).get(b.name)
+            if old is not None:
+                doc["benchmarks"][b.name] = {**old, "reused_from": f"{a.reuse} ({earlier.get('date')})"}
             continue
         if b.name == "longrun" and a.longrun_from is not None:
             res = read_json(a.longrun_from)

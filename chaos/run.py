@@ -7,8 +7,11 @@ system (that is the point of reacting to an `intent` line or an open wallet requ
 Kill actions (SIGKILL, counted towards --kills):
   executor, executor_in_trade (after an `intent` line appears in trades.jsonl, 0-1.5 s later),
   executor_in_popup (while the replica holds a pending wallet request, 0-0.4 s after it appears),
-  browser / browser_in_trade / browser_in_popup (the browser's main Chromium process, found in the
-  executor's process tree), signal_engine, replica, replica_in_popup.
+  executor_after_confirm (0-0.3 s after the `submitted` line: the wallet's confirm was clicked and
+  the outcome is not journaled yet, the case reconciliation exists for),
+  browser / browser_in_trade / browser_in_popup / browser_after_confirm (the browser's main Chromium
+  process, found in the executor's process tree), signal_engine, replica, replica_in_popup,
+  replica_after_confirm.
 A process is killed only after it has run for KILL_MIN_UPTIME_S (a kill sooner would count as a failed
 start for the monitor, which marks a child FATAL after five in a row: a different experiment).
 Other faults (not counted as kills):
@@ -41,7 +44,9 @@ KILL_WEIGHTS = {
     "executor": 2.0, "executor_in_trade": 2.0, "executor_in_popup": 2.0,
     "browser": 1.0, "browser_in_trade": 1.0, "browser_in_popup": 1.0,
     "signal_engine": 1.5, "replica": 1.5, "replica_in_popup": 0.5,
+    "executor_after_confirm": 2.0, "browser_after_confirm": 1.0, "replica_after_confirm": 0.5,
 }
+TRIGGERS = ("in_trade", "in_popup", "after_confirm")
 FAULT_KINDS = ("wallet_other_origin", "wallet_transfer", "wallet_approve", "wallet_larger_amount",
                "wallet_opposite_side", "popup_never", "popup_delay", "order_reject", "slow_page")
 KILL_MIN_UPTIME_S = 6.5
@@ -85,7 +90,8 @@ class Plan:
         action = self._first.pop(0) if self._first else \
             self.rng.choices(list(KILL_WEIGHTS), weights=list(KILL_WEIGHTS.values()))[0]
         gap = self.rng.uniform(self.gap_min, self.gap_max)
-        delay = self.rng.uniform(0.0, 1.5) if action.endswith("in_trade") else self.rng.uniform(0.0, 0.4)
+        delay = self.rng.uniform(0.0, 1.5) if action.endswith("in_trade") else \
+            self.rng.uniform(0.0, 0.3) if action.endswith("after_confirm") else self.rng.uniform(0.0, 0.4)
         outage = self.rng.uniform(6.0, 20.0) if self.rng.random() < OUTAGE_P else None
         return Step(action, gap, delay, outage)
 
@@ -199,12 +205,12 @@ class Chaos:
                 continue  # a torn line (the executor was killed mid-write): the audit reads the file again
         return out
 
-    def _wait_intent(self, timeout: float) -> dict | None:
+    def _wait_journal(self, event: str, timeout: float) -> dict | None:
         self._new_journal_lines()  # skip what is already there
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for r in self._new_journal_lines():
-                if r.get("event") == "intent":
+                if r.get("event") == event:
                     return r
             self.pause(0.05)
         return None
@@ -223,17 +229,18 @@ class Chaos:
     # ---- one step --------------------------------------------------------------------------------
     def run_step(self, step: Step) -> None:
         action = step.action
-        name = action.split("_in_")[0]
-        trigger = action.split("_in_")[1] if "_in_" in action else None
+        name, trigger = split_action(action)
         if self._wait_eligible(name) is None:
             self.stats.skipped.append({"action": action, "why": f"{name} not running for {KILL_MIN_UPTIME_S}s"})
             log.info("skip %s: %s not eligible within %.0fs", action, name, ELIGIBLE_WAIT_S)
             return
         seen = None
         wait = 3 * self.sys.window_seconds + 10
-        if trigger == "trade":
-            seen = self._wait_intent(wait)
-        elif trigger == "popup":
+        if trigger == "in_trade":
+            seen = self._wait_journal("intent", wait)
+        elif trigger == "after_confirm":
+            seen = self._wait_journal("submitted", wait)
+        elif trigger == "in_popup":
             seen = self._wait_popup(wait)
         if trigger and seen is None:
             self.stats.fallbacks += 1
@@ -299,6 +306,14 @@ class Chaos:
                 return True
             time.sleep(0.5)  # pacing of a deadline-bounded wait
         return False
+
+
+def split_action(action: str) -> tuple[str, str | None]:
+    """'executor_after_confirm' -> ('executor', 'after_confirm'); 'replica' -> ('replica', None)."""
+    for t in TRIGGERS:
+        if action.endswith("_" + t):
+            return action[: -len(t) - 1], t
+    return action, None
 
 
 def open_intents(system: IsolatedSystem) -> list[str]:

@@ -121,6 +121,7 @@ class Executor:
         self._last_save = 0.0
         self._last_settle = 0.0
         self._reloaded_for = -1
+        self._markup_ok_at: dict[str, float] = {}   # asset -> when its card last matched every required selector
         self.risk = self.notifier = None
         if RiskBook is not None:
             try:
@@ -247,6 +248,7 @@ class Executor:
 
     def _start_browser(self, pw) -> None:
         self._gone.clear()
+        self._markup_ok_at.clear()
         self.ctx = ctx = launch(pw, self.cfg)
         ctx.on("close", lambda *_: self._gone.set())
         page = ctx.pages[0] if ctx.pages else ctx.new_page()
@@ -301,10 +303,25 @@ class Executor:
                 self._cross_check_grid(asset, now)
                 self._evaluate(asset)
             self._reject_stray_popups()
+            self._recheck_markup_when_idle()
             if time.monotonic() - self._last_settle >= SETTLE_EVERY_S:
                 self._reconcile(min_age=self.cfg.step_timeout)
                 self._settle_due()
             self.page.wait_for_timeout(LOOP_WAIT_MS)
+
+    def _recheck_markup_when_idle(self) -> None:
+        """Between decisions, re-check each card's selectors about twice a window, so the check at a
+        new window's start (the latency-critical moment) is usually already done."""
+        for asset, w in self.windows.items():
+            if not w.decided or not w.page_seen:
+                continue
+            ok_at = self._markup_ok_at.get(asset)
+            if ok_at is not None and time.monotonic() - ok_at < self.cfg.window_seconds / 2:
+                continue
+            if self.markets[asset].missing_selectors():
+                self._markup_ok_at.pop(asset, None)   # the next window checks (and reports) in full
+            else:
+                self._markup_ok_at[asset] = time.monotonic()
 
     def _on_window_binding(self, source, payload) -> None:
         """Called (in the Playwright thread) by the page's MutationObserver on every window change."""
@@ -387,6 +404,7 @@ class Executor:
         missing = self.markets[w.asset].missing_selectors()
         if not missing:
             w.markup_checked = True
+            self._markup_ok_at[w.asset] = time.monotonic()
             if self.state.data.get("status") == "selector_error":
                 log.info("the page matches the site profile again")
                 self.state.set(status="watching", reason=None, selector_error=None)
@@ -416,8 +434,14 @@ class Executor:
         if w is None or w.decided or self.stop:
             return   # once asked to stop, no new intent
         if (asset, w.start) in self.traded or self.decisions.done(asset, w.start):
+            # A restart inside a traded window: its decision line (if the crash came before it) says so.
+            intent = next((e for e in self.journal.events() if e.get("event") == "intent" and e.get("asset") == asset
+                           and e.get("window_start") == w.start and e.get("mode") == self.cfg.mode), None)
+            if intent is not None:
+                self._decide_line(w, "traded", f"{intent.get('reason')} (intent journaled before a restart)",
+                                  trade_id=intent.get("trade_id"), side=intent.get("side"), price=intent.get("price"),
+                                  amount=intent.get("amount"))
             w.decided = True
-            self._decide_line(w, "skipped", "already traded this window (intent in the journal)")
             return
         now = self.clock()
         if now >= w.end or now - w.start > self.cfg.entry_end:
@@ -429,8 +453,12 @@ class Executor:
             return
         if now - w.start < self.cfg.entry_start:
             return
-        if not w.markup_checked and not self._check_markup(w):
-            return
+        if not w.markup_checked:
+            ok_at = self._markup_ok_at.get(asset)
+            if ok_at is not None and time.monotonic() - ok_at < self.cfg.window_seconds:
+                w.markup_checked = True   # checked on this page since the last window: off the critical path
+            elif not self._check_markup(w):
+                return
         held = self.signals.read_fresh(asset)
         market = self.markets[asset]
         ask_up, ask_down = market.asks()
@@ -470,8 +498,9 @@ class Executor:
                             price=d.price, strategy=cfg.strategy, reason=d.reason, prob_up=d.prob_up, edge=d.edge,
                             signal_seq=sig.get("seq"), confidence=sig.get("confidence"))
         self.traded.add((w.asset, w.start))
-        self._decide_line(w, "traded", d.reason, trade_id=trade_id, side=d.side, price=d.price, amount=amount,
-                          prob_up=d.prob_up, edge=d.edge)
+        w.decided = True   # its decision line is written after the click-through (off the critical path)
+        line = {"trade_id": trade_id, "side": d.side, "price": d.price, "amount": amount, "prob_up": d.prob_up,
+                "edge": d.edge}
         self.state.set(status="trading", last_trade={"trade_id": trade_id, "asset": w.asset, "slug": w.slug,
                                                      "side": d.side, "amount": amount, "price": d.price,
                                                      "event": "intent"})
@@ -480,6 +509,7 @@ class Executor:
             self._record(w.asset, w.start, trade_id, Outcome("filled", "simulated fill at the shown ask", "paper", {
                 "simulated": True, "side": d.side, "amount": amount, "price": d.price,
                 "shares": round(fill.shares, 6), "fee": round(fill.fee_usd, 6)}))
+            self._decide_line(w, "traded", d.reason, **line)
             self.state.set(status="watching")
             return
         order = Order(trade_id, w.asset, w.start, w.slug, d.side, amount, d.price)
@@ -496,6 +526,7 @@ class Executor:
         finally:
             self._in_trade = False
         self._record(w.asset, w.start, trade_id, outcome)
+        self._decide_line(w, "traded", d.reason, outcome=outcome.event, **line)
         if outcome.event != "filled":
             self._reload_page()
         if outcome.fields.get("selector"):
@@ -507,6 +538,7 @@ class Executor:
 
     def _reload_page(self) -> None:
         """After a failed click-through: a fresh page (no half-filled form, no pending request state)."""
+        self._markup_ok_at.clear()
         try:
             self.page.reload(wait_until="domcontentloaded", timeout=self.cfg.step_timeout * 1000)
         except PlaywrightError as exc:
@@ -589,14 +621,28 @@ class Executor:
             market = self.markets.get(asset) or MarketPage(self.page, self.site, asset, self.waiter(),
                                                            self.cfg.step_timeout)
             try:
-                self.waiter().until(lambda m=market: m.page_loc("orders_panel").count() > 0, self.cfg.step_timeout,
+                panel_wait = self.cfg.step_timeout if min_age == 0 else 0.5   # at start the page may still load
+                self.waiter().until(lambda m=market: m.page_loc("orders_panel").count() > 0, panel_wait,
                                     "reconcile", "the orders panel", interruptible=True)
+            except StepTimeout:
+                # Without the panel nothing can be concluded: the intent stays open (never resubmitted).
+                log.error("cannot reconcile %s: selector page.orders_panel (%s) matched nothing; the intent"
+                          " stays open until the page shows its orders", tid, self.site.page["orders_panel"])
+                return
+            except Interrupted:
+                return
+            try:
                 row = self.waiter().until(lambda m=market, s=slug: m.order_row(s), 1.5, "reconcile",
                                           "the order's row", interruptible=True)
             except StepTimeout:
                 row = None
             except Interrupted:
                 return
+            # The decision line of a window whose run died before writing it (once per window, idempotent).
+            self.decisions.write(asset, start, slug, "traded", f"{intent.get('reason')} (intent journaled before a"
+                                 " restart)", strategy=intent.get("strategy"), trade_id=tid, side=intent.get("side"),
+                                 price=intent.get("price"), amount=intent.get("amount"),
+                                 outcome="filled" if row is not None else "failed")
             if row is not None:
                 self.journal.append("reconciled", asset, start, tid, slug=slug, found=True,
                                     order_id=row.get("id"))

@@ -117,7 +117,7 @@ def test_short_chaos_run_has_no_bad_count(tmp_path: Path):
     out = tmp_path / "chaos.json"
     proc = subprocess.run(
         [sys.executable, "-m", "chaos", "--kills", "10", "--seed", "3", "--window-seconds", "10",
-         "--gap-min", "2", "--gap-max", "5", "--fault-probability", "1", "--max-minutes", "5",
+         "--gap-min", "1.5", "--gap-max", "4", "--fault-probability", "1", "--max-minutes", "5",
          "--keep", str(tmp_path / "run"), "--out", str(out)],
         cwd=REPO, capture_output=True, text=True, timeout=400)
     assert out.exists(), f"no report; exit {proc.returncode}; stderr tail:\n{proc.stderr[-3000:]}"

@@ -36,6 +36,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 W = 20
 ASSETS = ("BTC", "ETH", "SOL", "XRP")
 TERMINAL = ("filled", "failed", "wallet_rejected", "unknown")
+NO_ORDER_WINDOWS: list[int] = []
 
 
 @dataclass
@@ -163,11 +164,10 @@ def test_popup_never_other_origin_and_venue_rejection(rig: Rig):
     never = line(rig, "XRP", start, "failed")
     assert "popup" in never["reason"] and never["step"] == "popup"
     assert Path(never["screenshot"]).is_file() and never["trade_id"] in Path(never["screenshot"]).name
-    # no order for any of them, and none arrives later (the next window is decided by then)
-    wait_for_decision(rig.env, "XRP", start + W, 2 * W)
     for a in ("BTC", "ETH", "XRP"):
         assert orders_for(rig, a, start) == []
         assert events_for(rig.env, a, start).count("intent") == 1
+    NO_ORDER_WINDOWS.append(start)   # re-checked at the end: no late order ever arrives for them
 
 
 def test_bad_signals_are_not_traded(rig: Rig):
@@ -236,6 +236,8 @@ def test_every_window_has_one_decision_line(rig: Rig):
         if t["event"] == "filled":
             fills[(t["asset"], t["window_start"])] = fills.get((t["asset"], t["window_start"]), 0) + 1
     assert max(fills.values()) == 1
+    for start in NO_ORDER_WINDOWS:   # popup never / venue rejection / other origin: still no order, windows later
+        assert [o for o in rig.rep.orders() if o["window_start"] == start and o["asset"] != "SOL"] == []
 
 
 def test_sigterm_exits_0_quickly_and_password_never_leaks(rig: Rig):
