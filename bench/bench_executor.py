@@ -26,7 +26,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from core.durable_files import atomic_write_json, read_json  # noqa: E402
+from core.durable_files import read_json  # noqa: E402
 from core.window_grid import iso_utc, window_at  # noqa: E402
 from tests.executor_support import ExecutorProc, descendants, executor_env  # noqa: E402
 from tests.replica_support import start_replica  # noqa: E402
@@ -77,8 +77,15 @@ class Writer(threading.Thread):
                    "prob_up": 0.8, "window": {"start": iso_utc(w.start), "end": iso_utc(w.end), "open_price": 100.0,
                                               "seconds_left": w.seconds_left(now)},
                    "source": "bench", "seq": self.seq, "stale": False}
-            atomic_write_json(self.path, doc)
-            self.replaced[self.seq] = time.time()
+            # atomic replace, timed at the os.replace itself (not after the directory fsync that follows)
+            tmp = self.path.with_name(f".{self.path.name}.bench.tmp")
+            with open(tmp, "w") as fh:
+                json.dump(doc, fh)
+                fh.flush()
+                os.fsync(fh.fileno())
+            t = time.time()
+            os.replace(tmp, self.path)
+            self.replaced[self.seq] = t
             self.stop_event.wait(self.interval)
 
 

@@ -67,8 +67,10 @@ def prepare_profile_dir(path: Path) -> Path:
 
 
 def launch(pw: Playwright, cfg) -> BrowserContext:
-    exe = cfg.browser_path or find_browser()
+    exe = find_browser(cfg.browser_path)
     if not exe:
+        if cfg.browser_path:
+            raise BrowserUnavailable(f"BROWSER_PATH={cfg.browser_path} is not an executable file; fix it or unset it")
         raise BrowserUnavailable("no Chrome/Chromium found: set BROWSER_PATH or install chromium")
     profile = prepare_profile_dir(cfg.browser_profile_path)
     log.info("launching %s on profile %s (headless=%s)", exe, profile, cfg.headless)

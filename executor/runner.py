@@ -203,7 +203,9 @@ class Executor:
                         self._loop()
                     except Refused:
                         raise
-                    except (BrowserGone, PlaywrightError, BrowserUnavailable) as exc:
+                    except BrowserUnavailable as exc:
+                        raise Refused(f"executor: {exc}") from None
+                    except (BrowserGone, PlaywrightError) as exc:
                         if self.stop:
                             break
                         first = (str(exc).splitlines() or [type(exc).__name__])[0]

@@ -285,3 +285,18 @@ def test_paper_settlement_from_signal_prices(tmp_path):
     assert settled[0]["payout"] == pytest.approx(20.0 * (1 - 0.07 * 0.25))
     ex._settle_due()
     assert len([t for t in j.events() if t["event"] == "settled"]) == 1   # once
+
+
+def test_bad_browser_path_refuses_with_one_line(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("METAMASK_PASSWORD", "MODE", "LIVE_CONFIRM")}
+    env.update({"STATE_DIR": str(tmp_path / "s"), "LOG_DIR": str(tmp_path / "l"), "PROFILE_DIR": str(tmp_path / "p"),
+                "DOTENV_PATH": str(tmp_path / "no.env"), "PYTHONPATH": str(REPO),
+                "BROWSER_PATH": str(tmp_path / "no-such-chrome")})
+    out = subprocess.run([sys.executable, "-m", "executor"], cwd=str(REPO), env=env, capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 2
+    assert "BROWSER_PATH" in out.stderr and "not an executable" in out.stderr
