@@ -166,13 +166,12 @@ class MarketPage:
         return slug, start
 
     def ask(self, side: str) -> float | None:
-        loc = self.in_card("outcome_price", side=SIDE_LABEL[side]).first
+        loc = self.in_card("outcome_price", side=SIDE_LABEL[side])
         try:
-            if loc.count() == 0:
-                return None
-            return parse_cents(loc.text_content(timeout=QUICK_MS))
+            texts = loc.all_text_contents()   # one round trip; [] when absent (no wait)
         except PlaywrightError:
             return None
+        return parse_cents(texts[0]) if texts else None
 
     def asks(self) -> tuple[float | None, float | None]:
         return self.ask("UP"), self.ask("DOWN")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import sys
 import threading
 import time
 from collections import deque
@@ -22,7 +23,7 @@ from playwright.sync_api import Page, sync_playwright
 
 from core import fees
 from core.durable_files import touch_heartbeat
-from core.window_grid import window_at, window_slug
+from core.window_grid import parse_iso_utc, window_at, window_slug
 from executor import decision
 from executor.browser import BINDING, BrowserUnavailable, launch, observer_script
 from executor.journal import DecisionLog, TradeJournal, new_trade_id
@@ -219,7 +220,7 @@ class Executor:
                         backoff = min(backoff * 2, BACKOFF_MAX_S)
                 self._close_browser()
         except Refused as exc:
-            print(str(exc), file=__import__("sys").stderr)
+            print(str(exc), file=sys.stderr)
             self.state.set(status="refused", reason=str(exc))
             self._close_browser()
             return EXIT_REFUSED
@@ -608,7 +609,6 @@ class Executor:
         now = self.clock()
         for intent in opens:
             tid, asset, start = intent["trade_id"], intent["asset"], int(intent["window_start"])
-            from core.window_grid import parse_iso_utc
             try:
                 age = now - parse_iso_utc(intent["ts"])
             except (KeyError, ValueError):
