@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import statistics
 import sys
 import tempfile
@@ -69,6 +70,7 @@ class Writer(threading.Thread):
         self.stop_event = threading.Event()
 
     def run(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         while not self.stop_event.is_set():
             now = time.time()
             w = window_at("BTC", now, self.window_seconds)
@@ -95,6 +97,12 @@ def main() -> int:
     ap.add_argument("--window-seconds", type=int, default=20)
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
+
+    def interrupted(signum, _frame):
+        raise KeyboardInterrupt(f"signal {signum}")   # run the cleanup below (stop executor and replica)
+
+    signal.signal(signal.SIGTERM, interrupted)
+    signal.signal(signal.SIGINT, interrupted)
     W = args.window_seconds
     from core.browser_discovery import find_browser
 
