@@ -12,7 +12,7 @@ memory; recovery after SIGKILL per process; backtest wall time and throughput; a
 percent). Every figure with a target gets the ratio measured/target. The machine (CPU model,
 cores, memory, OS, Python, Chromium) and the date head the table and logs/bench.json.
 
---quick: short versions (about 6 minutes in all) to check that everything runs, not figures to quote.
+--quick: short versions (about 12 minutes in all) to check that everything runs, not figures to quote.
 --longrun-from FILE: take the long run from a JSON written earlier by `python -m bench.bench_longrun
 --out FILE` instead of running it (marked as such in the output).
 --reuse FILE: the benchmarks left out by --only/--skip are copied from an earlier bench.json (marked
