@@ -24,7 +24,10 @@ usage: ./supervisor.sh COMMAND
   resume               clear a risk halt
   down NAME | up NAME  hold one process down on purpose / release it
   test [pytest args]   set up (.venv, dependencies, browser) and run the whole test suite
+  report [--out DIR]   per-day table (trades, wins, losses, fees, P&L, drawdown) + equity-curve PNG
   bench [args]         run every benchmark (python -m bench.run_all; --quick for a short check)
+  chaos [--kills N]    fault-injection run of the whole demo; exit 1 on any duplicate, lost record,
+                       stale-signal trade or confirmed malicious request
 USAGE
 }
 
@@ -39,12 +42,24 @@ cmd_bench() {
   "$PY" -m bench.run_all "$@"
 }
 
+cmd_report() {
+  bootstrap_venv
+  "$PY" -m risk report "$@"
+}
+
+cmd_chaos() {
+  bootstrap
+  "$PY" -m chaos "$@"
+}
+
 main() {
   local cmd="${1:-help}"
   [ $# -gt 0 ] && shift
   case "$cmd" in
     test) cmd_test "$@" ;;
     bench) cmd_bench "$@" ;;
+    chaos) cmd_chaos "$@" ;;
+    report) cmd_report "$@" ;;
     start) cmd_start "$@" ;;
     stop) cmd_stop ;;
     status) cmd_status "$@" ;;
