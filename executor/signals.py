@@ -61,8 +61,13 @@ class SignalWatcher(FileSystemEventHandler):
             self._held[asset] = held
         return held
 
+    # Only events that can mean new content. Our own reads raise `opened` / `closed_no_write`
+    # (inotify IN_OPEN / IN_CLOSE_NOWRITE): reacting to them re-reads the file, which raises
+    # them again, an endless loop that burnt half a core and leaked memory in the long run.
+    CONTENT_EVENTS = frozenset({"created", "modified", "moved", "closed", "deleted"})
+
     def on_any_event(self, event: FileSystemEvent) -> None:
-        if event.is_directory:
+        if event.is_directory or event.event_type not in self.CONTENT_EVENTS:
             return
         for raw in (getattr(event, "dest_path", None), event.src_path):
             if not raw:

@@ -113,6 +113,9 @@ def test_demo_trade_journaled_once(rig: Rig):
     wait_until(lambda: browser_main_pid(rig.ex.pid), 30, what="the executor's browser")
     for pid in [rig.ex.pid, *rig.ex.descendants(), rig.rep.pid]:
         assert rig.rep.password not in cmdline(pid)
+    # A loaded machine may take longer than a window to launch the browser: only windows seen
+    # while the executor watches get a decision line, so start from the first one after that.
+    wait_until(lambda: state(rig.env).get("status") in ("watching", "trading"), 90, what="the executor watching")
     start = arm_next(rig)
     got = outcomes(rig, start)
     for a in ASSETS:

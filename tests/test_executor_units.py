@@ -261,6 +261,33 @@ def test_signal_watcher_sees_atomic_replace_quickly(tmp_path):
         w.stop()
 
 
+def test_signal_watcher_reacts_once_per_replace_not_to_its_own_reads(tmp_path):
+    """Regression: reacting to the `opened`/`closed_no_write` events of its own reads made the
+    watcher re-read forever (thousands of callbacks per replace, a memory leak in long runs)."""
+    path = tmp_path / "signal.json"
+    calls = []
+    held_seq = threading.Condition()
+
+    def on_change(asset, held):
+        with held_seq:
+            calls.append((held.data or {}).get("seq"))
+            held_seq.notify_all()
+
+    atomic_write_json(path, {"seq": 0})
+    w = SignalWatcher({"BTC": path}, on_change=on_change)
+    w.start()
+    try:
+        n = 20
+        for seq in range(1, n + 1):
+            atomic_write_json(path, {"seq": seq})
+            with held_seq:
+                assert held_seq.wait_for(lambda s=seq: s in calls, timeout=5), f"replace {seq} never seen"
+        # A few events per replace are fine (create/move, an atime change); an endless loop is not.
+        assert len(calls) <= 3 * n, f"{len(calls)} callbacks for {n} replaces"
+    finally:
+        w.stop()
+
+
 # ---- paper settlement (no browser: the runner's settlement pass on a journal) ------------------
 def test_paper_settlement_from_signal_prices(tmp_path):
     from core.config import load_config
