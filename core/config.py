@@ -22,7 +22,7 @@ EXIT_CONFIG = 2
 MODES = ("demo", "paper", "live")
 STRATEGIES = ("seed", "edge")
 SIZINGS = ("fixed", "kelly")
-KNOWN_FEEDS = ("sim", "binance", "coinbase", "replay")
+KNOWN_FEEDS = ("sim", "binance", "coinbase", "replay", "replica")
 LIVE_CONFIRM_PHRASE = "I_UNDERSTAND"
 POLYMARKET_URL = "https://polymarket.com/crypto/15M"
 SECRET_VARS = ("METAMASK_PASSWORD", "CLOBBOT_DISCORD_WEBHOOK_URL")
@@ -81,6 +81,7 @@ class Config:
     site_profile: str
     wallet_profile: str
     amount_tolerance: float
+    max_slippage: float
     fee_rate: float
     fee_exponent: float
     step_timeout: float
@@ -331,9 +332,9 @@ def load_config(env: Mapping[str, str] | None = None, dotenv_path: Path | None =
     demo = mode == "demo"
     live_confirmed = e.get("LIVE_CONFIRM", "") == LIVE_CONFIRM_PHRASE
     if mode == "live" and not live_confirmed:
-        raise ConfigError("LIVE_CONFIRM", "must be I_UNDERSTAND to trade live with real money"
-                          " (or run ./supervisor.sh start --live and answer the prompt)",
-                          LIVE_CONFIRM_PHRASE)
+        # The example offered is the safe value: confirming live is a decision, not a fix to paste.
+        raise ConfigError("MODE", "is live, which trades real money and needs an explicit confirmation:"
+                          " run ./supervisor.sh start --live and answer the prompt", "demo")
 
     replica_port = get("REPLICA_PORT", "8765", _int(1024, 65535, "8765"))
     replica_wallet_port = get("REPLICA_WALLET_PORT", str(replica_port + 1), _int(1024, 65535, "8766"))
@@ -405,6 +406,7 @@ def load_config(env: Mapping[str, str] | None = None, dotenv_path: Path | None =
         site_profile=get("SITE_PROFILE", "replica" if demo else "polymarket", _profile_name),
         wallet_profile=get("WALLET_PROFILE", "metamask", _profile_name),
         amount_tolerance=get("AMOUNT_TOLERANCE", "0.02", _float(0, 0.5, False, "0.02")),
+        max_slippage=get("MAX_SLIPPAGE", "0.02", _float(0, 0.98, False, "0.02")),
         fee_rate=get("FEE_RATE", "0.07", _float(0, 1, False, "0.07")),
         fee_exponent=get("FEE_EXPONENT", "1", _float(0, 5, False, "1")),
         step_timeout=get("STEP_TIMEOUT", "10", _float(0.5, 120, False, "10")),

@@ -45,10 +45,10 @@ EXIT_REFUSED = 2
 
 try:  # the risk package (issue 6) is optional: without it, fixed POSITION_SIZE and no guards
     from risk.guards import RiskBook
-    from risk.notify import Notifier
+    from risk.notify import Notifier, summary_text
     from risk.sizing import position_size as risk_position_size
 except ImportError:  # pragma: no cover - exercised only before the risk package lands
-    RiskBook = Notifier = risk_position_size = None
+    RiskBook = Notifier = risk_position_size = summary_text = None
 
 
 class BrowserGone(Exception):
@@ -192,6 +192,8 @@ class Executor:
         self.state.set(status="starting", reason=None, pid=os.getpid(), started=self.clock())
         self.tick(force=True)
         self.signals.start()
+        self.notify("start", f"executor started: mode {self.cfg.mode}, assets {','.join(self.cfg.assets)},"
+                    f" strategy {self.cfg.strategy}, {self.cfg.market_url}")
         backoff = 1.0
         try:
             with sync_playwright() as pw:
@@ -227,6 +229,7 @@ class Executor:
         finally:
             self.signals.stop()
             if self.notifier is not None:
+                self.notifier.send("stop", f"executor stopped ({self.stop.reason or 'done'})")
                 self.notifier.close()
             if self.state.data.get("status") != "refused":
                 self.state.set(status="stopped", reason=self.stop.reason or None)
@@ -310,7 +313,14 @@ class Executor:
             if time.monotonic() - self._last_settle >= SETTLE_EVERY_S:
                 self._reconcile(min_age=self.cfg.step_timeout)
                 self._settle_due()
+            self._maybe_summary(now)
             self.page.wait_for_timeout(LOOP_WAIT_MS)
+
+    def _maybe_summary(self, now: float) -> None:
+        """The periodic summary (SUMMARY_INTERVAL), off the trading path like every notification."""
+        if self.notifier is None or self.risk is None or not self.notifier.summary_due(now):
+            return
+        self.notify("summary", summary_text(self.risk.status(now)))
 
     def _recheck_markup_when_idle(self) -> None:
         """Between decisions, re-check each card's selectors about twice a window, so the check at a
@@ -524,7 +534,7 @@ class Executor:
         try:
             ct = ClickThrough(self.ctx, self.markets[w.asset], self.wallet, self.waiter(), cfg.step_timeout,
                               str(cfg.metamask_password), self.market_origin, cfg.amount_tolerance, self.screenshot,
-                              submitted)
+                              submitted, max_slippage=cfg.max_slippage)
             outcome = ct.run(order)
         finally:
             self._in_trade = False

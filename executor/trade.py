@@ -58,8 +58,9 @@ class ClickThrough:
     def __init__(self, context: BrowserContext, market: MarketPage, wallet: WalletProfile, waiter: Waiter,
                  step_timeout: float, password: str, market_origin: str, tolerance: float,
                  screenshot: Callable[[str, str, Page | None, WalletPopup | None], None],
-                 on_submitted: Callable[[], None]):
+                 on_submitted: Callable[[], None], max_slippage: float | None = None):
         self.context, self.market, self.wallet, self.waiter = context, market, wallet, waiter
+        self.max_slippage = max_slippage
         self.timeout, self.password = step_timeout, password
         self.market_origin, self.tolerance = market_origin, tolerance
         self.screenshot = screenshot
@@ -148,8 +149,8 @@ class ClickThrough:
             popup.unlock(self.password)
         self._enter("read_request")
         request = popup.read_request()
-        why = wallet_guard.check(request, wallet_guard.Intended(o.side, o.amount, o.slug), self.market_origin,
-                                 self.wallet.order_primary_type, self.tolerance)
+        why = wallet_guard.check(request, wallet_guard.Intended(o.side, o.amount, o.slug, o.price), self.market_origin,
+                                 self.wallet.order_primary_type, self.tolerance, self.max_slippage)
         if why:
             self._enter("reject")
             outcome = self._fail(o, "wallet_rejected", f"wallet guard: {why}",   # screenshot shows the request

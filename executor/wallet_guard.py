@@ -2,8 +2,9 @@
 
 A request is accepted only when: its origin is the market's origin; it is an order signature
 (primaryType == the wallet profile's order_primary_type); its side equals the intent's side;
-its amount is within AMOUNT_TOLERANCE (a fraction) of the intended amount; its market slug is
-the intent's slug. Anything else is rejected with the reason.
+its amount is within AMOUNT_TOLERANCE (a fraction) of the intended amount; its price is not
+worse than the price the decision was made on by more than MAX_SLIPPAGE; its market slug is the
+intent's slug. Anything else is rejected with the reason.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ class Intended:
     side: str                # UP | DOWN
     amount: float
     slug: str
+    price: float | None = None   # the ask the decision was made on
 
 
 def normalize_origin(text: str | None) -> str | None:
@@ -65,7 +67,7 @@ def _amount(text: str | None) -> float | None:
 
 
 def check(request: WalletRequest, intended: Intended, market_origin: str, order_primary_type: str,
-          tolerance: float) -> str | None:
+          tolerance: float, max_slippage: float | None = None) -> str | None:
     """None when the request may be confirmed, else why it must be rejected."""
     want_origin = normalize_origin(market_origin)
     got_origin = normalize_origin(request.origin)
@@ -84,6 +86,13 @@ def check(request: WalletRequest, intended: Intended, market_origin: str, order_
         return f"amount {request.fields.get('amount')!r} is not a number"
     if abs(amount - intended.amount) > tolerance * intended.amount + 1e-9:
         return f"amount {amount:g} is not within {tolerance:.0%} of the intended {intended.amount:g}"
+    if max_slippage is not None and intended.price is not None:
+        price = _amount(request.fields.get("price"))
+        if price is None:
+            return f"price {request.fields.get('price')!r} is not a number"
+        if price > intended.price + max_slippage + 1e-9:
+            return (f"price {price:.2f} is worse than the decision's {intended.price:.2f}"
+                    f" by more than MAX_SLIPPAGE {max_slippage:.2f}")
     market = (request.fields.get("market") or "").strip()
     if market != intended.slug:
         return f"market {market or 'missing'!r} is not the intended {intended.slug}"

@@ -80,6 +80,13 @@ def cmd_leftovers(_a) -> int:
         _err(f"supervisor: the monitor is gone but {names} still run; ./supervisor.sh restart stops them and"
              " starts afresh (or ./supervisor.sh stop)")
         return 1
+    from .preflight import PreflightError, check_ports_free
+
+    try:
+        check_ports_free(cfg)
+    except PreflightError as exc:
+        _err(f"supervisor: {exc}")
+        return 2
     return 0
 
 

@@ -6,6 +6,7 @@ Every problem is one line saying what is wrong and what to do; exit 2 means noth
 from __future__ import annotations
 
 import os
+import socket
 import stat
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -33,7 +34,8 @@ def check_dotenv(env: Mapping[str, str], note: Callable[[str], None]) -> None:
         if explicit:
             raise PreflightError(f"DOTENV_PATH={path} does not exist: create it (cp .env.example {path})"
                                  " or unset DOTENV_PATH; nothing started")
-        note(f"config: no {path.name} found; using the defaults (MODE=demo). To change them: cp .env.example .env")
+        note(f"config: no {path.name} found; using the environment and the defaults"
+             f" (MODE={env.get('MODE') or 'demo'}). To change them: cp .env.example .env")
         return
     if not path.is_file():
         raise PreflightError(f"{path} is not a regular file; nothing started")
@@ -70,4 +72,31 @@ def preflight(env: Mapping[str, str] | None = None, note: Callable[[str], None] 
     return cfg
 
 
-__all__ = ["EXIT_CONFIG", "PreflightError", "check_dotenv", "dotenv_file", "preflight"]
+def check_ports_free(cfg: Config, env: Mapping[str, str] | None = None) -> None:
+    """Run after the start lock is held (so a second start says `already running` instead)."""
+    env = os.environ if env is None else env
+    if any(c.name == "replica" and "replica" in c.argv for c in children_for(cfg, env)):
+        check_replica_ports(cfg)
+
+
+def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
+    """True when another program listens on host:port (same bind options as the replica's server)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def check_replica_ports(cfg: Config) -> None:
+    """The demo venue needs two free ports; say which variable to change rather than crash-loop."""
+    for var, port in (("REPLICA_PORT", cfg.replica_port), ("REPLICA_WALLET_PORT", cfg.replica_wallet_port)):
+        if port_in_use(port):
+            raise PreflightError(f"{var}={port} is already in use by another program on 127.0.0.1: stop it, or set"
+                                 f" {var} (and its partner) to free ports in .env, e.g. REPLICA_PORT=18765"
+                                 " REPLICA_WALLET_PORT=18766; nothing started")
+
+
+__all__ = ["EXIT_CONFIG", "PreflightError", "check_dotenv", "check_ports_free", "dotenv_file", "preflight"]

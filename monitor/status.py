@@ -155,14 +155,20 @@ def _trades(cfg: Config, now: float) -> dict:
             "path": str(cfg.trades_path)}
 
 
-def _risk(cfg: Config) -> dict | None:
+def _risk(cfg: Config, now: float) -> dict | None:
     res = read_json(cfg.state_dir / "risk.json")
     if not res.ok or not res.data:
         return None if res.problem == "missing" else {"problem": res.problem}
     d = res.data
     keep = ("day", "trades_today", "wins", "losses", "pnl_today", "consecutive_losses", "halted",
             "halt_reason", "halt_kind", "halted_at")
-    return {k: d.get(k) for k in keep if k in d}
+    out = {k: d.get(k) for k in keep if k in d}
+    today = utc_day(now)
+    if out.get("day") and out["day"] != today:
+        # risk.json rolls its day over only when the executor next touches it: after midnight
+        # UTC, yesterday's counters are not today's. Halts and the losing streak carry over.
+        out.update(day=today, trades_today=0, wins=0, losses=0, pnl_today=0.0)
+    return out
 
 
 def build(cfg: Config, paths: Paths, specs: list[ChildSpec], now: float | None = None) -> dict:
@@ -186,7 +192,7 @@ def build(cfg: Config, paths: Paths, specs: list[ChildSpec], now: float | None =
             "signal": _signal(cfg, now),
             "signals": {a: _signal(cfg, now, cfg.signal_path_for(a)) for a in cfg.assets},
             "executor": _executor(cfg), "trades": _trades(cfg, now),
-            "risk": _risk(cfg), "at": now}
+            "risk": _risk(cfg, now), "at": now}
 
 
 def _dur(s: float | None) -> str:

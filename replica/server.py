@@ -3,8 +3,10 @@
 Market port: the page `/crypto/15M` (and `/portfolio`), its static files, the page's own
 JSON (`/api/state`, `/api/intents`, `/api/requests/<id>`) and the test/demo API
 (`/api/health`, `/api/markets`, `/api/orders`, `/api/settlements`, `/api/reset`,
-`/api/faults`, `/api/wallet`). Wallet port (another origin, as an extension is): the popup
-`/notification.html` and its JSON under `/wallet/api/`. Both bind 127.0.0.1 only.
+`/api/faults`, `/api/wallet`), and Binance-shaped price endpoints over the replica's own price
+path (`/api/v3/ticker/price`, `/api/v3/klines`: see binance_api.py; the demo's signal engine
+reads them). Wallet port (another origin, as an extension is): the popup `/notification.html`
+and its JSON under `/wallet/api/`. Both bind 127.0.0.1 only.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+from . import binance_api
 from .faults import KINDS, FaultError
 from .state import OrderError, ReplicaState
 
@@ -176,6 +179,8 @@ class MarketHandler(_Handler):
                 self.json(st.page_state())
             elif path == "/api/wallet":
                 self.json(st.wallet_summary())
+            elif path.startswith("/api/v3/") and (feed := binance_api.answer(st, path, self.query)) is not None:
+                self.json(feed[1], feed[0])
             elif path.startswith("/api/requests/"):
                 status = st.request_status(path[len("/api/requests/"):])
                 if status is None:

@@ -68,9 +68,12 @@ cmd_start() {
     printf '  ./supervisor.sh status to see it, ./supervisor.sh stop to stop it, restart to do both\n' >&2
     exit 1
   fi
-  if ! "$PY" -m monitor leftovers; then
+  # Orphans of a dead monitor, or another program on the demo's ports: exit 1 / 2, nothing started.
+  local rc=0
+  "$PY" -m monitor leftovers || rc=$?
+  if [ "$rc" != 0 ]; then
     eval "exec ${LOCK_FD}>&-"
-    exit 1
+    exit "$rc"
   fi
   if [ "$fg" = 1 ]; then
     say "supervisor: running in the foreground; Ctrl-C stops everything"

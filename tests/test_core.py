@@ -66,7 +66,7 @@ def test_config_defaults_are_safe(tmp_path: Path):
     ("MODE", "yolo", "MODE must be one of"),
     ("SIGNAL_INTERVAL", "-1", "SIGNAL_INTERVAL must be >="),
     ("STATE_DIR", "/proc/definitely/not/here", "STATE_DIR is not a writable directory"),
-    ("MODE", "live", "LIVE_CONFIRM must be I_UNDERSTAND"),
+    ("MODE", "live", "MODE is live, which trades real money and needs an explicit confirmation"),
     ("WINDOW_SECONDS", "abc", "WINDOW_SECONDS is not a whole number"),
 ])
 def test_invalid_config_exits_2_with_one_line(iso_env, var, value, needle):

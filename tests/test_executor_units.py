@@ -327,3 +327,17 @@ def test_bad_browser_path_refuses_with_one_line(tmp_path):
                          timeout=60)
     assert out.returncode == 2
     assert "BROWSER_PATH" in out.stderr and "not an executable" in out.stderr
+
+
+def test_wallet_guard_rejects_a_price_worse_than_the_decision_by_more_than_the_slippage():
+    req = wallet_guard.WalletRequest(
+        origin="http://127.0.0.1:8765", title="Signature request",
+        fields={"primary_type": "Order", "side": "UP", "amount": "10.00", "price": "0.54", "market": "s"})
+    want = wallet_guard.Intended("UP", 10.0, "s", price=0.51)
+    args = ("http://127.0.0.1:8765/crypto/15M", "Order", 0.02)
+    assert "MAX_SLIPPAGE" in wallet_guard.check(req, want, *args, max_slippage=0.02)
+    assert wallet_guard.check(req, want, *args, max_slippage=0.03) is None
+    better = wallet_guard.WalletRequest(req.origin, req.title, {**req.fields, "price": "0.47"})
+    assert wallet_guard.check(better, want, *args, max_slippage=0.0) is None     # a better price is fine
+    no_price = wallet_guard.WalletRequest(req.origin, req.title, {k: v for k, v in req.fields.items() if k != "price"})
+    assert "not a number" in wallet_guard.check(no_price, want, *args, max_slippage=0.02)

@@ -300,7 +300,7 @@ def test_bad_config_gives_one_clear_line_and_starts_nothing(sup, tmp_path, case)
     env["SUPERVISOR_CHILDREN_FILE"] = str(write_children(tmp_path, [stub_child("alpha")]))
     dotenv = Path(env["DOTENV_PATH"])
     expect = {"unparseable": "line 2 could not be parsed", "bad_value": "POSITION_SIZE",
-              "missing_explicit": "does not exist", "live_unconfirmed": "LIVE_CONFIRM"}[case]
+              "missing_explicit": "does not exist", "live_unconfirmed": "needs an explicit confirmation"}[case]
     if case == "unparseable":
         dotenv.write_text('MODE=demo\nMETAMASK_PASSWORD="s3cret-unterminated\n')
     elif case == "bad_value":

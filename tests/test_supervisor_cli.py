@@ -95,3 +95,17 @@ def test_resume_without_a_halt_and_login_refusals(env, tmp_path):
     assert run_sup(env, "start").returncode == 0
     r = run_sup({**env, "DISPLAY": ":99"}, "login", timeout=120)
     assert r.returncode == 1 and "./supervisor.sh stop first" in r.stderr
+
+
+def test_start_refuses_when_the_demo_ports_are_taken(env):
+    """Another program on REPLICA_PORT: one line naming the variable, exit 2, nothing started
+    (instead of a replica crash-looping into FATAL while the executor watches someone else's page)."""
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        env.update(REPLICA_PORT=str(port), REPLICA_WALLET_PORT=str(_free_port()))
+        r = run_sup(env, "start", timeout=120)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert f"REPLICA_PORT={port} is already in use" in r.stderr and "nothing started" in r.stderr
+    assert not list((Path(env["STATE_DIR"]) / "pids").glob("*.json"))

@@ -65,3 +65,21 @@ def test_identity_without_proc_uses_ps(monkeypatch):
         p.kill()
         p.wait(timeout=10)
     assert procs.start_time(p.pid) is None
+
+
+def test_status_does_not_show_yesterdays_risk_counters_as_today(tmp_path):
+    import json as _json
+
+    from core.config import load_config
+    from monitor import status as status_mod
+
+    cfg = load_config({"STATE_DIR": str(tmp_path), "LOG_DIR": str(tmp_path), "PROFILE_DIR": str(tmp_path)},
+                      dotenv_path=tmp_path / "no.env")
+    (tmp_path / "risk.json").write_text(_json.dumps({
+        "day": "2026-01-01", "trades_today": 3, "wins": 1, "losses": 2, "pnl_today": -5.0,
+        "halted": True, "halt_reason": "5 consecutive losses", "consecutive_losses": 5}))
+    same_day = status_mod._risk(cfg, 1767268800.0)        # 2026-01-01T12:00Z
+    next_day = status_mod._risk(cfg, 1767268800.0 + 86400)
+    assert same_day["trades_today"] == 3 and same_day["pnl_today"] == -5.0
+    assert next_day["day"] == "2026-01-02" and next_day["trades_today"] == 0 and next_day["pnl_today"] == 0
+    assert next_day["halted"] and next_day["consecutive_losses"] == 5   # a halt never lapses by itself

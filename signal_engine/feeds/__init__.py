@@ -1,6 +1,7 @@
 """Price feeds behind one small interface (see base.py), and `build_feed(cfg)`.
 
-Sources: `binance`, `coinbase` (REST), `replay` (a candle file), `sim` (seeded random walk).
+Sources: `binance`, `coinbase` (REST), `replica` (the demo replica's own price path, over the
+same Binance client), `replay` (a candle file), `sim` (seeded random walk).
 `build_feed` returns a FallbackChain over cfg.feeds in order.
 """
 
@@ -30,6 +31,9 @@ from .sim import SimFeed
 def build_source(name: str, cfg: Config) -> PriceFeed:
     if name == "binance":
         return BinanceFeed(cfg.binance_url, cfg.feed_timeout)
+    if name == "replica":
+        # The demo venue's own price path, served in Binance's shape (replica/binance_api.py).
+        return BinanceFeed(f"http://127.0.0.1:{cfg.replica_port}", cfg.feed_timeout, name="replica")
     if name == "coinbase":
         return CoinbaseFeed(cfg.coinbase_url, cfg.feed_timeout)
     if name == "sim":

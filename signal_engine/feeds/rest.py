@@ -100,7 +100,9 @@ class BinanceFeed(WallClockMixin):
     supports_history = True
 
     def __init__(self, base_url: str, timeout: float, retries: int = 1, quote: str = "USDT",
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time, name: str | None = None):
+        if name is not None:
+            self.name = name   # another server speaking Binance's API (the demo replica: "replica")
         self.http = RestClient(self.name, base_url, timeout, retries)
         self.quote = quote
         self._clock = clock
