@@ -1,8 +1,10 @@
 """What the monitor supervises and how: child specs and timing knobs.
 
 The children come from the validated `Config` (demo: replica, signal engine, executor; paper and
-live: signal engine, executor). `SUPERVISOR_CHILDREN_FILE` may name a JSON file replacing them
-(used by the tests to run small stub processes, and handy for a custom set-up):
+live: signal engine, executor). In demo the signal engine reads the replica's own price path
+(FEEDS=replica in its environment) unless the user set FEEDS in the environment or .env.
+`SUPERVISOR_CHILDREN_FILE` may name a JSON file replacing them (used by the tests to run small
+stub processes, and handy for a custom set-up):
 
     {"children": [{"name": "a", "argv": ["{python}", "stub.py", "--beat", "{state_dir}/heartbeat/a"],
                    "heartbeat": ["{state_dir}/heartbeat/a"], "stale_after": 5, "env": {"X": "1"}}]}
@@ -25,7 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.config import REPO_ROOT, Config
+from core.config import REPO_ROOT, Config, _merged_env
 
 DEMO_WALLET_PASSWORD = "demo-password"  # the replica's wallet: a demo value, not a secret
 
@@ -125,6 +127,11 @@ def _stale(env: Mapping[str, str], name: str, default: float) -> float:
     return _num(env, f"SUPERVISOR_STALE_{name.upper()}", default, 0.5)
 
 
+def feeds_set_by_user(env: Mapping[str, str]) -> bool:
+    """Whether FEEDS has a non-blank value in the environment or in .env (as load_config reads them)."""
+    return bool(_merged_env(env, None).get("FEEDS", "").strip())
+
+
 def default_children(cfg: Config, env: Mapping[str, str] | None = None) -> list[ChildSpec]:
     env = os.environ if env is None else env
     py = sys.executable
@@ -141,10 +148,15 @@ def default_children(cfg: Config, env: Mapping[str, str] | None = None) -> list[
             # The replica's wallet unlocks with the same password the executor types (never argv).
             {"REPLICA_WALLET_PASSWORD": password, "METAMASK_PASSWORD": password}))
     demo_env = {"METAMASK_PASSWORD": password} if cfg.mode == "demo" else {}
+    engine_env = dict(demo_env)
+    if cfg.mode == "demo" and not feeds_set_by_user(env):
+        # The demo's signals follow the demo venue's own price path (the replica serves it in
+        # Binance's shape), so prob_up relates to how demo trades settle. A user's FEEDS wins.
+        engine_env["FEEDS"] = "replica"
     children.append(ChildSpec(
         "signal_engine", (py, "-m", "signal_engine"),
         (cfg.signal_path, hb("signal_engine")),
-        _stale(env, "signal_engine", max(15.0, 10 * cfg.signal_interval)), demo_env))
+        _stale(env, "signal_engine", max(15.0, 10 * cfg.signal_interval)), engine_env))
     children.append(ChildSpec(
         "executor", (py, "-m", "executor"), (hb("executor"),),
         _stale(env, "executor", max(90.0, 3 * cfg.step_timeout)), demo_env))

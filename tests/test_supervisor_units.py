@@ -83,3 +83,26 @@ def test_status_does_not_show_yesterdays_risk_counters_as_today(tmp_path):
     assert same_day["trades_today"] == 3 and same_day["pnl_today"] == -5.0
     assert next_day["day"] == "2026-01-02" and next_day["trades_today"] == 0 and next_day["pnl_today"] == 0
     assert next_day["halted"] and next_day["consecutive_losses"] == 5   # a halt never lapses by itself
+
+
+def test_demo_signal_engine_reads_the_replica_unless_the_user_chose_feeds(tmp_path):
+    """Demo: FEEDS=replica for the signal engine child by default; a FEEDS from env or .env is kept."""
+    from core.config import load_config
+    from monitor.settings import default_children
+
+    base = {"STATE_DIR": str(tmp_path), "LOG_DIR": str(tmp_path), "PROFILE_DIR": str(tmp_path),
+            "DOTENV_PATH": str(tmp_path / "no.env")}
+
+    def engine_env(env: dict[str, str]) -> dict:
+        cfg = load_config(env)
+        return dict(next(c for c in default_children(cfg, env) if c.name == "signal_engine").env)
+
+    assert engine_env(base)["FEEDS"] == "replica"
+    assert engine_env({**base, "FEEDS": " "})["FEEDS"] == "replica"          # blank = not set, as load_config
+    assert "FEEDS" not in engine_env({**base, "FEEDS": "sim"})                # the environment's choice stays
+    dotenv = tmp_path / "user.env"
+    dotenv.write_text("FEEDS=binance,coinbase\n")
+    assert "FEEDS" not in engine_env({**base, "DOTENV_PATH": str(dotenv)})    # so does the .env's
+    assert "FEEDS" not in engine_env({**base, "MODE": "paper"})               # paper/live: real exchanges
+    replica = next(c for c in default_children(load_config(base), base) if c.name == "replica")
+    assert "--port" in replica.argv and str(load_config(base).replica_port) in replica.argv
