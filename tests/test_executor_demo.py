@@ -129,8 +129,10 @@ def test_demo_trade_journaled_once(rig: Rig):
         assert d["action"] == "traded" and d["trade_id"] == fill["trade_id"]
     for t in trades(rig.env):
         assert {"ts", "event", "mode", "asset", "window_start", "trade_id"} <= set(t)
-    st = state(rig.env)
-    assert st["counters"]["filled"] >= 4 and st["last_window"]["window_start"] >= start
+    # executor.json is saved about once a second: wait for the save that follows the last fill.
+    st = wait_until(lambda: (lambda s: s if s.get("counters", {}).get("filled", 0) >= 4 else None)(state(rig.env)),
+                    10, what="executor.json counting the four fills")
+    assert st["last_window"]["window_start"] >= start
 
 
 def test_adversarial_wallet_requests_are_rejected(rig: Rig):
