@@ -95,6 +95,20 @@ def parse_iso_utc(text: str) -> float:
     return dt.timestamp()
 
 
+def timestamp_of(value: object) -> float | None:
+    """Epoch seconds from a journal's `ts`: a number, or an ISO-8601 string; None otherwise."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return parse_iso_utc(value)
+        except ValueError:
+            return None
+    return None
+
+
 def utc_day(ts: float) -> str:
     """The UTC calendar day of `ts` as YYYY-MM-DD (daily guards reset on this)."""
     return _dt.datetime.fromtimestamp(ts, tz=_dt.timezone.utc).strftime("%Y-%m-%d")

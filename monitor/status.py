@@ -15,7 +15,7 @@ from typing import Any
 
 from core.config import Config
 from core.durable_files import iter_jsonl, read_json
-from core.window_grid import parse_iso_utc, utc_day
+from core.window_grid import timestamp_of, utc_day
 
 from . import pidfiles
 from .settings import ChildSpec, Paths
@@ -25,14 +25,7 @@ TAIL_BYTES = 512 * 1024
 
 
 def _ts(value: Any) -> float | None:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return parse_iso_utc(value)
-        except ValueError:
-            return None
-    return None
+    return timestamp_of(value)
 
 
 def _tail_records(path: Path, max_bytes: int = TAIL_BYTES) -> list[dict]:

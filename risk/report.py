@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from core.durable_files import iter_jsonl
-from core.window_grid import parse_iso_utc, utc_day
+from core.window_grid import timestamp_of, utc_day
 
 log = logging.getLogger("risk.report")
 
@@ -57,16 +57,7 @@ class Report:
 
 
 def _ts(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, (int, float)):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return parse_iso_utc(value)
-        except ValueError:
-            return None
-    return None
+    return timestamp_of(value)
 
 
 def _max_drawdown(values: list[float], start: float = 0.0, peak: float | None = None) -> float:
