@@ -315,6 +315,15 @@ def _merged_env(env: Mapping[str, str] | None, dotenv_path: Path | None) -> dict
     return merged
 
 
+def min_edge_default_slippage(e: Mapping[str, str]) -> float:
+    """MAX_SLIPPAGE defaults to MIN_EDGE: never pay away more than the edge required to trade."""
+    try:
+        value = float(e.get("MIN_EDGE", "").strip() or "0.03")
+    except ValueError:
+        return 0.03  # MIN_EDGE itself is validated (exit 2) by load_config
+    return min(max(value, 0.0), 0.98) if math.isfinite(value) else 0.03
+
+
 def load_config(env: Mapping[str, str] | None = None, dotenv_path: Path | None = None,
                 check_dirs: bool = True) -> Config:
     """Build the validated, frozen Config. Raises ConfigError on the first invalid value."""
@@ -406,7 +415,8 @@ def load_config(env: Mapping[str, str] | None = None, dotenv_path: Path | None =
         site_profile=get("SITE_PROFILE", "replica" if demo else "polymarket", _profile_name),
         wallet_profile=get("WALLET_PROFILE", "metamask", _profile_name),
         amount_tolerance=get("AMOUNT_TOLERANCE", "0.02", _float(0, 0.5, False, "0.02")),
-        max_slippage=get("MAX_SLIPPAGE", "0.02", _float(0, 0.98, False, "0.02")),
+        max_slippage=get("MAX_SLIPPAGE", "", _float(0, 0.98, False, "0.03")) if e.get("MAX_SLIPPAGE", "").strip()
+        else min_edge_default_slippage(e),
         fee_rate=get("FEE_RATE", "0.07", _float(0, 1, False, "0.07")),
         fee_exponent=get("FEE_EXPONENT", "1", _float(0, 5, False, "1")),
         step_timeout=get("STEP_TIMEOUT", "10", _float(0.5, 120, False, "10")),
