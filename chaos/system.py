@@ -17,7 +17,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.config import REPO_ROOT
+from core.config import REPO_ROOT, Config, load_config
 from core.durable_files import read_json
 
 from . import procs
@@ -74,6 +74,7 @@ class IsolatedSystem:
         self.port, self.wallet_port = free_ports(2)
         self.extra_env = dict(extra_env or {})
         self.started = False
+        self._cfg: Config | None = None
 
     # ---- environment -----------------------------------------------------------------------------
     def env(self) -> dict[str, str]:
@@ -102,16 +103,23 @@ class IsolatedSystem:
         return f"http://127.0.0.1:{self.port}"
 
     @property
+    def cfg(self) -> Config:
+        """The configuration the system's processes load: its paths come from here, not a copy."""
+        if self._cfg is None:
+            self._cfg = load_config(self.env(), check_dirs=False)
+        return self._cfg
+
+    @property
     def trades_path(self) -> Path:
-        return self.log_dir / "trades.jsonl"
+        return self.cfg.trades_path
 
     @property
     def decisions_path(self) -> Path:
-        return self.log_dir / "decisions.jsonl"
+        return self.cfg.decisions_path
 
     @property
     def signal_path(self) -> Path:
-        return self.state_dir / "signal.json"
+        return self.cfg.signal_path
 
     @property
     def replica_state_path(self) -> Path:
