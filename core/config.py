@@ -17,8 +17,10 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
+from core.exit_codes import ExitStatus
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
-EXIT_CONFIG = 2
+EXIT_CONFIG = ExitStatus.REFUSED
 MODES = ("demo", "paper", "live")
 STRATEGIES = ("seed", "edge")
 SIZINGS = ("fixed", "kelly")

@@ -45,7 +45,7 @@ EXIT_REFUSED = 2
 
 try:  # the risk package (issue 6) is optional: without it, fixed POSITION_SIZE and no guards
     from risk.guards import RiskBook
-    from risk.notify import Notifier, summary_text
+    from notify import Notifier, summary_text
     from risk.sizing import position_size as risk_position_size
 except ImportError:  # pragma: no cover - exercised only before the risk package lands
     RiskBook = Notifier = risk_position_size = summary_text = None

@@ -99,7 +99,7 @@ class Child:
 
 
 class Notify:
-    """FATAL alerts through risk.notify when that package exists (it is built separately): one
+    """FATAL alerts through notify when that package exists (it is built separately): one
     non-blocking notifier for the monitor's life; never raises, never blocks the loop."""
 
     def __init__(self, cfg: Config):
@@ -111,14 +111,14 @@ class Notify:
         if not self._tried:
             self._tried = True
             try:
-                from risk.notify import Notifier
+                from notify import Notifier
             except ImportError:
-                log.info("notifications off: no risk.notify module in this build")
+                log.info("notifications off: no notify module in this build")
                 return
             try:
                 self._n = Notifier(self.cfg)
             except Exception as exc:  # noqa: BLE001 - a notifier failure must never stop the monitor
-                log.warning("notifications off: risk.notify failed to start (%s)", type(exc).__name__)
+                log.warning("notifications off: notify failed to start (%s)", type(exc).__name__)
         if self._n is None:
             return
         try:

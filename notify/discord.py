@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 from core.config import Config
 
-log = logging.getLogger("risk.notify")
+log = logging.getLogger("notify")
 
 EVENTS = ("start", "stop", "fill", "settled", "halt", "error halt", "fatal", "wallet_rejected", "summary")
 ALIASES = {"filled": "fill", "error_halt": "error halt", "wallet-rejected": "wallet_rejected"}

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from risk.notify import Notifier, summary_text
+from notify import Notifier, summary_text
 from tests.risk_support import WebhookServer, risk_cfg, wait_for
 
 PASSWORD = "hunter2-Pa55word"
