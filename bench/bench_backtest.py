@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/bench_backtest.py [--runs 3] [--data FILE]
 
-Runs `python -m signal_engine.backtest --data FILE --asset BTC --out TMP` as a fresh process
+Runs `python -m backtest --data FILE --asset BTC --out TMP` as a fresh process
 `runs` times (load, model over every decision minute, walk-forward, plots, report) and prints
 the median wall time against the 20 s target. Exit 2 when the data file is absent.
 """
@@ -40,7 +40,7 @@ def main() -> int:
         for i in range(a.runs):
             t = time.perf_counter()
             ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-            r = subprocess.run([sys.executable, "-m", "signal_engine.backtest", "--data", str(a.data),
+            r = subprocess.run([sys.executable, "-m", "backtest", "--data", str(a.data),
                                 "--asset", "BTC", "--out", str(Path(tmp) / f"run{i}"), "--quiet"],
                                cwd=REPO, capture_output=True, text=True, timeout=600)
             times.append(time.perf_counter() - t)

@@ -18,6 +18,7 @@ import json
 import os
 import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -27,10 +28,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from core import procfs  # noqa: E402
 from core.durable_files import read_json  # noqa: E402
 from core.window_grid import iso_utc, window_at  # noqa: E402
-from tests.executor_support import ExecutorProc, descendants, executor_env  # noqa: E402
-from tests.replica_support import start_replica  # noqa: E402
+from replica.process import start_replica  # noqa: E402
 
 
 def pct(values: list[float], q: float) -> float | None:
@@ -44,18 +45,11 @@ def pct(values: list[float], q: float) -> float | None:
 def memory(pids: list[int]) -> dict:
     rss = pss = 0
     for pid in pids:
-        try:
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    rss += int(line.split()[1])
-        except OSError:
-            continue
-        try:
-            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-                if line.startswith("Pss:"):
-                    pss += int(line.split()[1])
-        except OSError:
-            pass  # smaps_rollup needs Linux >= 4.14; RSS alone then
+        kb = procfs.status_kb(pid, "VmRSS")
+        if kb is None:
+            continue  # gone
+        rss += kb
+        pss += procfs.smaps_rollup_kb(pid, "Pss") or 0  # smaps_rollup needs Linux >= 4.14; RSS alone then
     return {"rss_mb": rss / 1024.0, "pss_mb": pss / 1024.0, "processes": len(pids)}
 
 
@@ -91,6 +85,37 @@ class Writer(threading.Thread):
             self.stop_event.wait(self.interval)
 
 
+class Executor:
+    """`python -m executor` as a child in a session of its own, its output in WORKDIR/executor.log."""
+
+    def __init__(self, env: dict[str, str], workdir: Path):
+        self.log = open(workdir / "executor.log", "ab")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen([sys.executable, "-m", "executor"], cwd=str(REPO), env=env, stdout=self.log,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        self.pid = self.proc.pid
+
+    def running(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self, timeout: float = 10.0) -> int | None:
+        """SIGTERM and wait (SIGKILL after `timeout`), then SIGKILL the browser processes it started."""
+        kids = procfs.descendant_pids(self.pid)
+        if self.running():
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        for pid in kids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass  # already gone with its parent: nothing to clean
+        self.log.close()
+        return self.proc.returncode
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--windows", type=int, default=30)
@@ -111,13 +136,18 @@ def main() -> int:
     base = {k: v for k, v in os.environ.items() if k not in ("METAMASK_PASSWORD", "MODE", "LIVE_CONFIRM")}
     base.update({"STATE_DIR": str(wd / "state"), "LOG_DIR": str(wd / "logs"), "PROFILE_DIR": str(wd / "profiles"),
                  "DOTENV_PATH": str(wd / "no.env"), "PYTHONPATH": str(REPO), "BROWSER_PATH": find_browser() or ""})
-    env = executor_env(base, rep, ENTRY_END=str(int(W * 0.8)), MIN_PRICE="0.01", MAX_PRICE="0.99",
-                       MAX_OPEN_EXPOSURE="100000", MAX_CONSECUTIVE_LOSSES="100000", MAX_DAILY_LOSS="100000",
-                       MAX_TRADES_PER_DAY="100000", STEP_TIMEOUT="8")
+    # Demo against the replica, the seed strategy (a trade every window), loss limits out of the way;
+    # MAX_SLIPPAGE wide because the replica's quotes are noisy second to second.
+    env = {**base, "MODE": "demo", "MARKET_URL": rep.market_url, "WINDOW_SECONDS": str(rep.window_seconds),
+           "METAMASK_PASSWORD": rep.password, "STRATEGY": "seed", "CONFIDENCE": "60", "ASSETS": "BTC",
+           "HEADLESS": "1", "POSITION_SIZE": "10", "SIGNAL_MAX_AGE": "3", "MAX_SLIPPAGE": "0.98",
+           "ENTRY_END": str(int(W * 0.8)), "MIN_PRICE": "0.01", "MAX_PRICE": "0.99", "STEP_TIMEOUT": "8",
+           "MAX_OPEN_EXPOSURE": "100000", "MAX_CONSECUTIVE_LOSSES": "100000", "MAX_DAILY_LOSS": "100000",
+           "MAX_TRADES_PER_DAY": "100000"}
     state_path = wd / "state" / "executor.json"
     writer = Writer(wd / "state" / "signal.json", W)
     writer.start()
-    ex = ExecutorProc(env, wd).start()
+    ex = Executor(env, wd)
     signal_lat: list[float] = []
     mem: list[dict] = []
     first_window = None
@@ -132,7 +162,7 @@ def main() -> int:
                 signal_lat.append(seen - writer.replaced[seq])
                 last_seq = seq
             if int(time.time() * 10) % 50 == 0 and ex.running():
-                mem.append(memory([ex.pid, *descendants(ex.pid)]))
+                mem.append(memory([ex.pid, *procfs.descendant_pids(ex.pid)]))
             if first_window is None and st.get("status") == "watching":
                 first_window = (int(time.time() // W) + 1) * W
             if first_window is not None and time.time() > first_window + args.windows * W + 5:

@@ -28,21 +28,22 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from core import procfs  # noqa: E402
 from core.durable_files import atomic_write_json, read_json  # noqa: E402
 
 TARGETS = {"cpu_percent": 2.0, "rss_mb": 80.0, "latency_p99_ms": 20.0}
 
 
 def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")   # utime + stime
+    secs = procfs.cpu_seconds(pid)   # utime + stime
+    if secs is None:
+        raise ProcessLookupError(f"the signal engine (pid {pid}) is gone")
+    return secs
 
 
 def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024.0
-    return float("nan")
+    kb = procfs.status_kb(pid, "VmRSS")
+    return kb / 1024.0 if kb is not None else float("nan")
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from core.config import ConfigError, load_config
 from core.durable_files import atomic_write_json, iter_jsonl, read_json
+from core.exit_codes import ExitStatus
 
 from .audit import BAD_KEYS, audit, bad_total
 from .recorder import Recorder
@@ -30,7 +31,6 @@ from .run import Chaos, Plan, executor_counters, open_intents
 from .system import CHILDREN, IsolatedSystem, SystemError_
 
 log = logging.getLogger("chaos")
-EXIT_OK, EXIT_BAD, EXIT_SETUP = 0, 1, 2
 STALE_TOLERANCE_S = 1.0
 
 
@@ -112,7 +112,7 @@ def run(a: argparse.Namespace) -> int:
         cfg = load_config(system.env(), check_dirs=False)
     except ConfigError as exc:
         print(f"chaos: {exc}", file=sys.stderr)
-        return EXIT_SETUP
+        return ExitStatus.REFUSED
     rec = Recorder(system)
     plan = Plan(a.seed, a.gap_min, a.gap_max)
     chaos = Chaos(system, rec, plan, a.kills, a.fault_probability)
@@ -127,7 +127,7 @@ def run(a: argparse.Namespace) -> int:
         if not system.wait_trading(timeout=max(90.0, 6 * a.window_seconds)):
             print(f"chaos: the system never traded within {max(90.0, 6 * a.window_seconds):.0f} s of start;"
                   f" see the logs in {system.log_dir} (use --keep DIR to keep them)", file=sys.stderr)
-            return EXIT_SETUP
+            return ExitStatus.REFUSED
         max_s = (a.max_minutes if a.max_minutes is not None else a.kills + 10) * 60
         chaos.run(max_s)
         chaos.wind_down()
@@ -139,7 +139,7 @@ def run(a: argparse.Namespace) -> int:
         counters = executor_counters(system)
     except SystemError_ as exc:
         print(f"chaos: {exc}", file=sys.stderr)
-        return EXIT_SETUP
+        return ExitStatus.REFUSED
     finally:
         rec.close_gap()
         rec.stop()
@@ -179,7 +179,7 @@ def run(a: argparse.Namespace) -> int:
     print_report(report)
     if tmp is not None:
         tmp.cleanup()
-    return EXIT_OK if report["pass"] else EXIT_BAD
+    return ExitStatus.OK if report["pass"] else ExitStatus.ERROR
 
 
 def main(argv: list[str] | None = None) -> int:

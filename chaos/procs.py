@@ -1,16 +1,15 @@
 """Process facts from /proc (Linux): the tree under a pid, memory (RSS and PSS), CPU time.
 
 Nothing here looks a process up by name: a tree is found from a pid we were given (a child the
-supervisor started, recorded in its pid file) by following parent links.
+supervisor started, recorded in its pid file) by following parent links. The reading itself is
+core.procfs's (the one /proc reader).
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
-from pathlib import Path
 
-PROC = Path("/proc")
+from core import procfs
 
 
 @dataclass(frozen=True)
@@ -23,49 +22,35 @@ class ProcInfo:
     cmdline: str
 
 
-def _stat_fields(pid: int) -> list[str] | None:
-    try:
-        raw = (PROC / str(pid) / "stat").read_text(errors="replace")
-    except OSError:
-        return None  # gone (or not readable): treated as absent
-    # comm (field 2) may hold spaces and parentheses: split after the last ')'.
-    return raw[raw.rfind(")") + 2:].split()
-
-
 def info(pid: int) -> ProcInfo | None:
-    f = _stat_fields(pid)
-    if not f or len(f) < 20:
+    f = procfs.stat_fields(pid)  # None: gone (or not readable): treated as absent
+    if not f or len(f) <= procfs.STARTTIME:
         return None
-    try:
-        cmd = (PROC / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
-    except OSError:
-        cmd = ""
-    return ProcInfo(pid, int(f[1]), int(f[2]), f[19], f[0], cmd)
+    return ProcInfo(pid, int(f[procfs.PPID]), int(f[procfs.PGRP]), f[procfs.STARTTIME], f[procfs.STATE],
+                    procfs.cmdline(pid))
 
 
 def start_token(pid: int) -> str | None:
     """Start time of `pid` in clock ticks since boot (identity together with the pid)."""
-    f = _stat_fields(pid)
-    return f[19] if f and len(f) > 19 else None
+    return procfs.start_ticks(pid)
 
 
 def alive(pid: int | None, start: str | None = None) -> bool:
     """The process exists, is not a zombie and (if given) started at `start`."""
     if not pid or pid <= 0:
         return False
-    f = _stat_fields(pid)
-    if not f or f[0] == "Z":
+    f = procfs.stat_fields(pid)
+    if not f or f[procfs.STATE] == "Z":
         return False
-    return start is None or (len(f) > 19 and f[19] == start)
+    return start is None or (len(f) > procfs.STARTTIME and f[procfs.STARTTIME] == start)
 
 
 def table() -> dict[int, ProcInfo]:
     out: dict[int, ProcInfo] = {}
-    for entry in PROC.iterdir():
-        if entry.name.isdigit():
-            p = info(int(entry.name))
-            if p is not None:
-                out[p.pid] = p
+    for pid in procfs.pids():
+        p = info(pid)
+        if p is not None:
+            out[p.pid] = p
     return out
 
 
@@ -98,28 +83,7 @@ def browser_main(tree_procs: list[ProcInfo]) -> ProcInfo | None:
     return mains[0] if mains else None
 
 
-def memory_kb(pid: int) -> tuple[int, int] | None:
-    """(RSS, PSS) in kB; PSS falls back to RSS when smaps_rollup is unavailable."""
-    rss = pss = None
-    try:
-        for line in (PROC / str(pid) / "smaps_rollup").read_text().splitlines():
-            if line.startswith("Rss:"):
-                rss = int(line.split()[1])
-            elif line.startswith("Pss:"):
-                pss = int(line.split()[1])
-    except (OSError, ValueError):
-        pass  # smaps_rollup missing or unreadable: fall back to VmRSS below
-    if rss is None:
-        try:
-            for line in (PROC / str(pid) / "status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    rss = int(line.split()[1])
-                    break
-        except (OSError, ValueError):
-            return None
-    if rss is None:
-        return None
-    return rss, pss if pss is not None else rss
+memory_kb = procfs.memory_kb  # (RSS, PSS) in kB; PSS falls back to RSS without smaps_rollup
 
 
 def tree_memory_mb(root: int, tab: dict[int, ProcInfo] | None = None) -> dict:
@@ -139,11 +103,7 @@ def tree_memory_mb(root: int, tab: dict[int, ProcInfo] | None = None) -> dict:
             "browser_pss_mb": round(bpss / 1024, 2)}
 
 
-def cpu_seconds(pid: int) -> float | None:
-    f = _stat_fields(pid)
-    if not f or len(f) < 15:
-        return None
-    return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+cpu_seconds = procfs.cpu_seconds
 
 
 def tree_cpu_seconds(root: int, tab: dict[int, ProcInfo] | None = None) -> float:

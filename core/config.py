@@ -3,17 +3,23 @@
 Every process calls `load_config()` (or `config_or_exit()` from its `main`) once and gets a
 frozen `Config`. An invalid value raises `ConfigError` naming the variable, the problem and
 an example of a good value; `config_or_exit` turns that into one line on stderr and exit 2.
-Secrets (`METAMASK_PASSWORD`, webhook URLs) are never part of an error message or a repr.
+Secrets (`METAMASK_PASSWORD`, webhook URLs) are never part of an error message or a repr, and
+no message echoes more than `SHOWN_CHARS` characters of a value.
+
+The supervisor's knobs (`SUPERVISOR_*`) are part of the same config: a value in `.env` applies
+as much as one in the environment, and a bad one refuses to start with one line (exit 2).
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 
@@ -29,6 +35,13 @@ LIVE_CONFIRM_PHRASE = "I_UNDERSTAND"
 POLYMARKET_URL = "https://polymarket.com/crypto/15M"
 SECRET_VARS = ("METAMASK_PASSWORD", "CLOBBOT_DISCORD_WEBHOOK_URL")
 RESERVED_PROFILE_NAMES = ("sites", "wallets")
+# The demo wallet's password when METAMASK_PASSWORD is unset (MODE=demo only): the replica's wallet
+# unlocks with it and the executor types it, so a standalone demo works on both sides. Not a secret.
+DEMO_WALLET_PASSWORD = "demo-password"
+STALE_PREFIX = "SUPERVISOR_STALE_"  # SUPERVISOR_STALE_<NAME>: the heartbeat limit of one child
+SHOWN_CHARS = 80  # an error message echoes at most this much of a value
+# The assets the demo venue (replica/pricing.py BASE_PRICES) quotes: MODE=demo trades only these.
+DEMO_ASSETS = ("BTC", "ETH", "SOL", "XRP")
 
 
 class ConfigError(Exception):
@@ -106,6 +119,23 @@ class Config:
     replica_wallet_port: int
     # risk: the USD bankroll fractional Kelly sizes against (SIZING=kelly only)
     bankroll: float = 400.0
+    # supervisor (monitor/): SUPERVISOR_* knobs, in seconds unless said
+    supervisor_backoff_base: float = 1.0
+    supervisor_backoff_max: float = 60.0
+    supervisor_min_uptime: float = 5.0
+    supervisor_max_fails: int = 5
+    supervisor_stop_timeout: float = 15.0
+    supervisor_tick: float = 0.2
+    supervisor_log_max_bytes: int = 10 * 1024 * 1024
+    supervisor_log_keep: int = 3
+    supervisor_start_timeout: float = 40.0
+    supervisor_children_file: Path | None = None
+    # (child name in lower case, heartbeat limit) for each SUPERVISOR_STALE_<NAME> set
+    supervisor_stale: tuple[tuple[str, float], ...] = ()
+
+    def stale_after_for(self, name: str, default: float) -> float:
+        """SUPERVISOR_STALE_<NAME> when set, else `default`: the heartbeat limit of one child."""
+        return dict(self.supervisor_stale).get(name.lower(), default)
 
     # ---- derived paths -------------------------------------------------------------
     @property
@@ -172,6 +202,11 @@ class Config:
 # ---- converters: each raises ValueError(problem, example) ---------------------------
 
 
+def shown(text: str) -> str:
+    """A value as an error message may echo it: repr'd, at most SHOWN_CHARS characters of it."""
+    return repr(text if len(text) <= SHOWN_CHARS else text[:SHOWN_CHARS] + "...")
+
+
 class _Bad(ValueError):
     def __init__(self, problem: str, example: str):
         super().__init__(problem)
@@ -184,13 +219,13 @@ def _float(lo: float | None = None, hi: float | None = None, lo_open: bool = Fal
         try:
             value = float(text)
         except ValueError:
-            raise _Bad(f"is not a number ({text!r})", example) from None
+            raise _Bad(f"is not a number ({shown(text)})", example) from None
         if not math.isfinite(value):
-            raise _Bad(f"must be a finite number ({text!r})", example)
+            raise _Bad(f"must be a finite number ({shown(text)})", example)
         if lo is not None and (value <= lo if lo_open else value < lo):
-            raise _Bad(f"must be {'>' if lo_open else '>='} {lo:g} (got {text})", example)
+            raise _Bad(f"must be {'>' if lo_open else '>='} {lo:g} (got {shown(text)})", example)
         if hi is not None and value > hi:
-            raise _Bad(f"must be <= {hi:g} (got {text})", example)
+            raise _Bad(f"must be <= {hi:g} (got {shown(text)})", example)
         return value
     return conv
 
@@ -200,11 +235,11 @@ def _int(lo: int | None = None, hi: int | None = None, example: str = "1") -> Ca
         try:
             value = int(text.strip())
         except ValueError:
-            raise _Bad(f"is not a whole number ({text!r})", example) from None
+            raise _Bad(f"is not a whole number ({shown(text)})", example) from None
         if lo is not None and value < lo:
-            raise _Bad(f"must be >= {lo} (got {text})", example)
+            raise _Bad(f"must be >= {lo} (got {shown(text)})", example)
         if hi is not None and value > hi:
-            raise _Bad(f"must be <= {hi} (got {text})", example)
+            raise _Bad(f"must be <= {hi} (got {shown(text)})", example)
         return value
     return conv
 
@@ -216,7 +251,7 @@ def _bool(example: str = "1") -> Callable[[str], bool]:
             return True
         if t in ("0", "false", "no", "off", ""):
             return False
-        raise _Bad(f"is not a boolean ({text!r}; use 1 or 0)", example)
+        raise _Bad(f"is not a boolean ({shown(text)}; use 1 or 0)", example)
     return conv
 
 
@@ -224,38 +259,58 @@ def _choice(options: tuple[str, ...]) -> Callable[[str], str]:
     def conv(text: str) -> str:
         t = text.strip().lower()
         if t not in options:
-            raise _Bad(f"must be one of {', '.join(options)} (got {text!r})", options[0])
+            raise _Bad(f"must be one of {', '.join(options)} (got {shown(text)})", options[0])
         return t
     return conv
+
+
+def _url_problem(t: str, detail: bool = True) -> str | None:
+    """Why `t` is not a usable http(s) URL (parsed with urllib.parse), or None. `detail`: say what
+    urllib.parse found (which may quote part of `t`: off for a secret)."""
+    if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in t):
+        return "must not contain spaces or control characters"
+    try:
+        parts = urlsplit(t)
+        _ = parts.port  # raises ValueError for a port that is not a number in 0..65535
+    except ValueError as exc:
+        return f"does not parse as a URL ({exc})" if detail else "does not parse as a URL"
+    if parts.scheme not in ("http", "https"):
+        return "must be an http(s) URL"
+    if not parts.hostname:
+        return "must be an http(s) URL with a host"
+    return None
 
 
 def _url(example: str) -> Callable[[str], str]:
     def conv(text: str) -> str:
         t = text.strip()
-        if not (t.startswith("http://") or t.startswith("https://")) or len(t) < 10:
-            raise _Bad(f"must be an http(s) URL (got {text!r})", example)
+        problem = _url_problem(t)
+        if problem:
+            raise _Bad(f"{problem[:2 * SHOWN_CHARS]} (got {shown(text)})", example)
         return t.rstrip("/") if t.count("/") <= 2 else t
     return conv
 
 
 def _secret_url(text: str) -> Secret:
     t = text.strip()
-    if t and not t.startswith("https://") and not t.startswith("http://"):
+    problem = _url_problem(t, detail=False) if t else None
+    if problem:
         # Never echo the value: it is a secret.
-        raise _Bad("must be an http(s) URL (value not shown: it is a secret)",
-                    "https://discord.com/api/webhooks/<id>/<token>")
+        raise _Bad(f"{problem} (value not shown: it is a secret)", "https://discord.com/api/webhooks/<id>/<token>")
     return Secret(t)
 
 
 def _assets(text: str) -> tuple[str, ...]:
+    if text.strip() and any(not a.strip() for a in text.split(",")):
+        raise _Bad(f"lists an empty asset ({shown(text)})", "BTC,ETH")
     items = tuple(a.strip().upper() for a in text.split(",") if a.strip())
     if not items:
         raise _Bad("must list at least one asset", "BTC,ETH")
     for a in items:
         if not a.isalnum() or len(a) > 6:
-            raise _Bad(f"has an invalid asset name {a!r}", "BTC,ETH")
+            raise _Bad(f"has an invalid asset name {shown(a)}", "BTC,ETH")
     if len(set(items)) != len(items):
-        raise _Bad(f"lists an asset twice ({text!r})", "BTC,ETH")
+        raise _Bad(f"lists an asset twice ({shown(text)})", "BTC,ETH")
     return items
 
 
@@ -265,7 +320,7 @@ def _feeds(text: str) -> tuple[str, ...]:
         raise _Bad("must list at least one feed", "binance,coinbase")
     for a in items:
         if a not in KNOWN_FEEDS:
-            raise _Bad(f"names an unknown feed {a!r} (known: {', '.join(KNOWN_FEEDS)})",
+            raise _Bad(f"names an unknown feed {shown(a)} (known: {', '.join(KNOWN_FEEDS)})",
                        "binance,coinbase")
     return items
 
@@ -273,7 +328,7 @@ def _feeds(text: str) -> tuple[str, ...]:
 def _profile_name(text: str) -> str:
     t = text.strip()
     if not t or "/" in t or "\\" in t or t.startswith(".") or t in RESERVED_PROFILE_NAMES:
-        raise _Bad(f"must be a plain folder name, not {text!r}"
+        raise _Bad(f"must be a plain folder name, not {shown(text)}"
                    f" (and not {' or '.join(RESERVED_PROFILE_NAMES)})", "demo")
     return t
 
@@ -293,7 +348,7 @@ def _writable_dir(var: str, path: Path) -> None:
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as exc:
-        raise ConfigError(var, f"is not a writable directory ({path}: {exc.strerror or exc})",
+        raise ConfigError(var, f"is not a writable directory ({shown(str(path))}: {exc.strerror or exc})",
                           var.split("_")[0].lower()) from None
 
 
@@ -324,6 +379,35 @@ def min_edge_default_slippage(e: Mapping[str, str]) -> float:
     except ValueError:
         return 0.03  # MIN_EDGE itself is validated (exit 2) by load_config
     return min(max(value, 0.0), 0.98) if math.isfinite(value) else 0.03
+
+
+def _supervisor_settings(e: Mapping[str, str], get: Callable) -> dict:
+    """The SUPERVISOR_* knobs (monitor/settings.py turns them into its Knobs and child limits)."""
+    base = get("SUPERVISOR_BACKOFF_BASE", "1", _float(0.01, 3600, False, "1"))
+    backoff_max = get("SUPERVISOR_BACKOFF_MAX", str(max(60.0, base)), _float(0.01, 86400, False, "60"))
+    if backoff_max < base:
+        raise ConfigError("SUPERVISOR_BACKOFF_MAX", f"must be >= SUPERVISOR_BACKOFF_BASE ({base:g})", "60")
+    stale = []
+    for var in sorted(k for k in e if k.startswith(STALE_PREFIX)):
+        name = var[len(STALE_PREFIX):].lower()
+        if not name or not (e.get(var) or "").strip():
+            continue
+        stale.append((name, get(var, "30", _float(0.5, 86400, False, "30"))))
+    children_raw = (e.get("SUPERVISOR_CHILDREN_FILE") or "").strip()
+    return {
+        "supervisor_backoff_base": base,
+        "supervisor_backoff_max": backoff_max,
+        "supervisor_min_uptime": get("SUPERVISOR_MIN_UPTIME", "5", _float(0, 3600, False, "5")),
+        "supervisor_max_fails": get("SUPERVISOR_MAX_FAILS", "5", _int(1, 1000, "5")),
+        "supervisor_stop_timeout": get("SUPERVISOR_STOP_TIMEOUT", "15", _float(0.1, 3600, False, "15")),
+        "supervisor_tick": get("SUPERVISOR_TICK", "0.2", _float(0.01, 5, False, "0.2")),
+        "supervisor_log_max_bytes": get("SUPERVISOR_LOG_MAX_BYTES", str(10 * 1024 * 1024),
+                                        _int(1024, None, "10485760")),
+        "supervisor_log_keep": get("SUPERVISOR_LOG_KEEP", "3", _int(1, 100, "3")),
+        "supervisor_start_timeout": get("SUPERVISOR_START_TIMEOUT", "40", _float(1, 3600, False, "40")),
+        "supervisor_children_file": _path(children_raw) if children_raw else None,
+        "supervisor_stale": tuple(stale),
+    }
 
 
 def load_config(env: Mapping[str, str] | None = None, dotenv_path: Path | None = None,
@@ -385,7 +469,7 @@ def load_config(env: Mapping[str, str] | None = None, dotenv_path: Path | None =
         position_size=position_size,
         confidence=get("CONFIDENCE", "60", _float(50, 100, False, "60")),
         chrome_profile=get("CHROME_PROFILE", "demo" if demo else "live", _profile_name),
-        metamask_password=Secret(e.get("METAMASK_PASSWORD", "")),
+        metamask_password=Secret(e.get("METAMASK_PASSWORD", "") or (DEMO_WALLET_PASSWORD if demo else "")),
         market_url=get("MARKET_URL", default_url, _url(default_url)),
         assets=get("ASSETS", "BTC", _assets),
         window_seconds=window_seconds,
@@ -438,15 +522,61 @@ def load_config(env: Mapping[str, str] | None = None, dotenv_path: Path | None =
         replica_port=replica_port,
         replica_wallet_port=replica_wallet_port,
         bankroll=get("BANKROLL", str(40 * position_size), _float(0, None, True, "400")),
+        **_supervisor_settings(e, get),
     )
     if "replay" in cfg.feeds and cfg.replay_file is None:
         raise ConfigError("REPLAY_FILE", "must name a CSV file when FEEDS includes replay",
                           "../shared/data/btcusdt_1m_dev.csv.gz")
+    _check_files(cfg)
     if check_dirs:
         _writable_dir("STATE_DIR", cfg.state_dir)
         _writable_dir("LOG_DIR", cfg.log_dir)
         _writable_dir("PROFILE_DIR", cfg.profile_dir)
     return cfg
+
+
+def _readable(path: Path) -> str | None:
+    """Why `path` cannot be read as a file, or None."""
+    try:
+        with open(path, "rb") as fh:
+            fh.read(1)
+    except OSError as exc:
+        return exc.strerror or type(exc).__name__
+    return None
+
+
+def _check_files(cfg: Config) -> None:
+    """What the processes would otherwise find out later, in a crash loop: checked before anything starts."""
+    if cfg.mode == "demo":
+        for a in cfg.assets:
+            if a not in DEMO_ASSETS:
+                raise ConfigError("ASSETS", f"names {shown(a)}, which the demo venue does not quote"
+                                  f" (demo assets: {','.join(DEMO_ASSETS)})", "BTC,ETH")
+    for var, path in (("SITE_PROFILE", cfg.site_profile_path), ("WALLET_PROFILE", cfg.wallet_profile_path)):
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            have = sorted(p.stem for p in path.parent.glob("*.json")) if path.parent.is_dir() else []
+            raise ConfigError(var, f"names a profile with no file {path.relative_to(REPO_ROOT)}"
+                              f" (there: {', '.join(have) or 'none'})", have[0] if have else "replica") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(var, f"names a profile file that cannot be read ({path}: {exc})",
+                              "replica") from None
+        except ValueError as exc:
+            raise ConfigError(var, f"names a profile file that is not valid JSON ({path}: {exc})",
+                              "replica") from None
+        if not isinstance(doc, dict):
+            raise ConfigError(var, f"names a profile file that is not a JSON object ({path})", "replica")
+    if cfg.replay_file is not None and "replay" in cfg.feeds:
+        why = _readable(cfg.replay_file)
+        if why:
+            raise ConfigError("REPLAY_FILE", f"cannot be read ({shown(str(cfg.replay_file))}: {why})",
+                              "../shared/data/btcusdt_1m_dev.csv.gz")
+    if cfg.browser_path is not None:
+        p = Path(cfg.browser_path)
+        if not p.is_file() or not os.access(p, os.X_OK):
+            raise ConfigError("BROWSER_PATH", f"is not an executable file ({shown(cfg.browser_path)}):"
+                              " fix it or leave it empty to discover Chrome/Chromium", "/usr/bin/chromium")
 
 
 def config_or_exit(env: Mapping[str, str] | None = None, stderr=None) -> Config:
@@ -458,18 +588,29 @@ def config_or_exit(env: Mapping[str, str] | None = None, stderr=None) -> Config:
         raise SystemExit(EXIT_CONFIG) from None
 
 
-def main(argv: list[str] | None = None) -> int:
-    """`python -m core.config [--json]`: validate and print the config (secrets masked)."""
-    import json
+def main(argv: list[str] | None = None) -> ExitStatus:
+    """`python -m core.config [--json]`: validate and print the config (secrets masked).
 
-    cfg = config_or_exit()
+    `python -m core.config --raw VAR`: the value of VAR as .env and the environment give it (the
+    environment wins), unvalidated, for supervisor.sh's setup; never a secret's."""
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--raw"]:
+        if len(argv) != 2 or argv[1] in SECRET_VARS:
+            print("usage: python -m core.config --raw VAR (not a secret)", file=sys.stderr)
+            return ExitStatus.REFUSED
+        try:
+            print(_merged_env(None, None).get(argv[1], "").strip())
+        except ConfigError as exc:
+            print(str(exc), file=sys.stderr)
+            return ExitStatus.REFUSED
+        return ExitStatus.OK
+    cfg = config_or_exit()
     if "--json" in argv:
         print(json.dumps(cfg.public_dict(), indent=2))
     else:
         for k, v in cfg.public_dict().items():
             print(f"{k}={v}")
-    return 0
+    return ExitStatus.OK
 
 
 if __name__ == "__main__":

@@ -2,11 +2,15 @@
 
 A crash at any line leaves either the old file or the new one, never a torn one; a
 reader never raises for a missing, empty or corrupt file, it gets a result saying so.
+A write that fails (disk full, I/O error, a short write, fsync refusing) raises an OSError
+subclass naming what failed and where, and leaves the file as it was before the call.
 """
 
 from __future__ import annotations
 
+import errno
 import json
+import logging
 import os
 import tempfile
 import time
@@ -18,44 +22,95 @@ from typing import Any
 from filelock import FileLock, Timeout
 
 LOCK_TIMEOUT_S = 10.0
+log = logging.getLogger("core.durable_files")
+
+
+class DurableWriteError(OSError):
+    """A durable write that did not happen. `errno` is the cause's (EIO for a write that made no
+    progress), `filename` the target, `stage` the step that failed ("open", "write", "fsync", ...)
+    and `intact` whether the file is known to be exactly as it was before the call."""
+
+    def __init__(self, err: int | None, message: str, path: Path | str, stage: str, intact: bool):
+        super().__init__(err if err is not None else errno.EIO, message, str(path))
+        self.stage = stage
+        self.intact = intact
+
+
+class AppendError(DurableWriteError):
+    """append_jsonl failed; when `intact` (the usual case) nothing of the record was appended."""
 
 
 def fsync_dir(directory: Path) -> None:
-    """fsync a directory so a rename inside it is durable (no-op where unsupported)."""
+    """fsync a directory so a rename inside it is durable (best effort where unsupported)."""
     try:
         fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return  # Windows or an exotic filesystem: the rename itself is still atomic.
+    except OSError as exc:
+        # Windows or an exotic filesystem: the rename itself is still atomic, only its durability
+        # across a power cut is not guaranteed there.
+        log.debug("cannot open directory %s to fsync it: %s", directory, exc)
+        return
     try:
         os.fsync(fd)
-    except OSError:
-        pass  # some filesystems refuse fsync on directories; durability is best effort there.
+    except OSError as exc:
+        # Some filesystems refuse fsync on directories (EINVAL); the file's own data was fsynced.
+        log.debug("fsync of directory %s failed: %s", directory, exc)
     finally:
         os.close(fd)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """os.write until every byte is written; OSError(EIO) if a write makes no progress."""
+    view = memoryview(data)
+    done = 0
+    while done < len(view):
+        n = os.write(fd, view[done:])
+        if n <= 0:
+            raise OSError(errno.EIO, f"write made no progress: {done} of {len(view)} bytes written, then"
+                                     f" os.write returned {n} (disk full?)")
+        done += n
+
+
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, OSError):
+        return exc.strerror or str(exc)
+    return f"{type(exc).__name__}: {exc}"
 
 
 def atomic_write_bytes(path: Path | str, data: bytes, mode: int = 0o644) -> float:
     """Write `data` to `path` atomically: temp file in the same dir, fsync, replace, fsync dir.
 
     Returns time.perf_counter() taken just after os.replace: when readers see the new content.
+    On any failure (a write, fsync or the replace) raises DurableWriteError, `path` keeps its old
+    content and no temp file is left behind.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    stage = "write"
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
+        try:
+            _write_all(fd, data)
+            stage = "chmod"
+            os.fchmod(fd, mode)
+            stage = "fsync"
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        stage = "replace"
         os.replace(tmp, path)
         replaced_at = time.perf_counter()
-    except BaseException:
+    except BaseException as exc:
         # Leave no temp file behind, whatever stopped us (including KeyboardInterrupt).
         try:
             os.unlink(tmp)
         except FileNotFoundError:
-            pass
+            log.debug("temp file %s already gone", tmp)
+        except OSError as unlink_exc:
+            log.warning("could not remove the temp file %s: %s", tmp, unlink_exc)
+        if isinstance(exc, OSError) and not isinstance(exc, DurableWriteError):
+            raise DurableWriteError(exc.errno, f"atomic write of {path} failed at {stage} ({_why(exc)});"
+                                               f" the file keeps its previous content", path, stage,
+                                    intact=True) from exc
         raise
     fsync_dir(path.parent)
     return replaced_at
@@ -106,28 +161,94 @@ def _lock_for(path: Path) -> FileLock:
 def append_jsonl(path: Path | str, record: dict) -> None:
     """Append one JSON line under a lock and fsync it before returning.
 
-    Raises filelock.Timeout (after LOCK_TIMEOUT_S) if another writer holds the lock.
+    Returns only once the whole line is durably on disk. On any failure (the file cannot be
+    opened, a write fails or makes no progress, disk full, fsync fails) the file is truncated
+    back to what it was before this call, under the same lock, and AppendError (an OSError)
+    is raised saying what failed, where, and that nothing was appended. Raises filelock.Timeout
+    (after LOCK_TIMEOUT_S) if another writer holds the lock.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     line = json.dumps(record, separators=(",", ":"), allow_nan=False) + "\n"
-    with _lock_for(path):
-        # A torn last line (crash mid-write) must not glue onto ours: start on a new line.
-        needs_newline = False
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock = _lock_for(path)
+        lock.acquire()
+    except Timeout:
+        raise
+    except OSError as exc:
+        raise AppendError(exc.errno, f"cannot append to {path}: taking its lock failed ({_why(exc)});"
+                                     f" nothing was appended", path, "lock", intact=True) from exc
+    try:
+        _append_locked(path, line.encode())
+    finally:
+        lock.release()
+
+
+def _append_locked(path: Path, line: bytes) -> None:
+    created = False
+    try:
         try:
-            with open(path, "rb") as fh:
-                fh.seek(0, os.SEEK_END)
-                if fh.tell() > 0:
-                    fh.seek(-1, os.SEEK_END)
-                    needs_newline = fh.read(1) != b"\n"
+            fd = os.open(path, os.O_RDWR | os.O_APPEND)
         except FileNotFoundError:
-            pass
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o644)
+            created = True
+    except OSError as exc:
+        raise AppendError(exc.errno, f"cannot append to {path}: open failed ({_why(exc)}); nothing was appended",
+                          path, "open", intact=True) from exc
+    stage = "stat"
+    start: int | None = None  # the file's size before this append: what a rollback restores
+    try:
         try:
-            os.write(fd, (("\n" if needs_newline else "") + line).encode())
+            start = os.fstat(fd).st_size
+            # A torn last line (crash mid-write) must not glue onto ours: start on a new line.
+            stage = "read"
+            if start > 0 and os.pread(fd, 1, start - 1) != b"\n":
+                line = b"\n" + line
+            stage = "write"
+            _write_all(fd, line)
+            stage = "fsync"
             os.fsync(fd)
-        finally:
+        except BaseException as exc:
+            undone = _roll_back(fd, path, start, created) if start is not None or created else None
+            if not isinstance(exc, OSError):
+                raise  # KeyboardInterrupt, SystemExit...: rolled back, and re-raised as is
+            if undone is None:
+                msg = (f"append to {path} failed at {stage} ({_why(exc)}); the file is as it was"
+                       f" ({start if start is not None else 'size unknown, nothing written'} bytes):"
+                       f" nothing was appended")
+            else:
+                msg = (f"append to {path} failed at {stage} ({_why(exc)}) and the rollback failed too"
+                       f" ({undone}): a partial line may remain after byte {start}")
+            raise AppendError(exc.errno, msg, path, stage, intact=undone is None) from exc
+    finally:
+        try:
             os.close(fd)
+        except OSError as exc:
+            # Everything that matters already succeeded (fsync) or was reported; close() itself
+            # cannot un-write fsynced data.
+            log.warning("closing %s after an append: %s", path, exc)
+
+
+def _roll_back(fd: int, path: Path, start: int | None, created: bool) -> str | None:
+    """Undo a failed append: truncate to `start` (or remove a file this call created).
+    None when done; else why not."""
+    try:
+        if created:
+            os.unlink(path)
+            return None
+        if start is None:  # not reached: callers pass a known size or created=True
+            return "the size before the append is unknown"
+        os.ftruncate(fd, start)
+    except OSError as exc:
+        log.error("rolling back a failed append to %s (to %s bytes) failed: %s", path, start, exc)
+        return f"{'unlink' if created else 'truncate'}: {_why(exc)}"
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        # The truncation is visible to every reader now; only its durability across a power cut
+        # is in doubt, and a line cut short by one is skipped by iter_jsonl.
+        log.warning("fsync after truncating %s back to %s bytes failed: %s", path, start, exc)
+    return None
 
 
 def iter_jsonl(path: Path | str) -> Iterator[dict]:
@@ -176,6 +297,8 @@ def file_age(path: Path | str, now: float | None = None) -> float | None:
 
 
 __all__ = [
+    "AppendError",
+    "DurableWriteError",
     "ReadResult",
     "Timeout",
     "append_jsonl",

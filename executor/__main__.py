@@ -1,7 +1,8 @@
 """`python -m executor` (trade) and `python -m executor --probe` (check the selectors, trade nothing).
 
-Exit codes: 0 stopped normally (SIGTERM/SIGINT) or probe OK; 1 probe found a missing selector or
-could not load the page; 2 configuration invalid or trading refused (one line on stderr).
+Exit codes (core.exit_codes.ExitStatus): 0 stopped normally (SIGTERM/SIGINT) or probe OK; 1 probe
+found a missing selector or could not load the page; 2 configuration invalid or trading refused
+(one line on stderr).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import signal
 import sys
 
 from core.config import config_or_exit
+from core.exit_codes import ExitStatus
 from executor.profiles import ProfileError
 
 
@@ -26,7 +28,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.probe:
             from executor.probe import probe
             return probe(cfg)
-        from executor.runner import Executor, StopFlag
+        from executor.services import StopFlag
+        from executor.worker import Worker
         stop = StopFlag()
 
         def on_signal(signum, _frame) -> None:
@@ -34,10 +37,10 @@ def main(argv: list[str] | None = None) -> int:
 
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
-        return Executor(cfg, stop).run()
+        return Worker(cfg, stop).run()
     except ProfileError as exc:
         print(f"executor: {exc}", file=sys.stderr)
-        return 2
+        return ExitStatus.REFUSED
 
 
 if __name__ == "__main__":

@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from enum import Enum
 
-from core.fees import fee_shares
+from core import fees
 from core.window_grid import parse_iso_utc
 
 
@@ -42,9 +43,30 @@ class Params:
                    cfg.signal_max_age, cfg.min_price, cfg.max_price, cfg.fee_rate, cfg.fee_exponent)
 
 
+class Action(str, Enum):
+    """What `decide` says now."""
+
+    TRADE = "trade"
+    SKIP = "skip"
+    WAIT = "wait"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class Logged(str, Enum):
+    """The one line a window gets in logs/decisions.jsonl (`action`)."""
+
+    TRADED = "traded"
+    SKIPPED = "skipped"
+
+    def __str__(self) -> str:
+        return self.value
+
+
 @dataclass(frozen=True)
 class Decision:
-    action: str                  # trade | skip | wait
+    action: Action               # trade | skip | wait
     reason: str
     side: str | None = None      # UP | DOWN when action == trade
     price: float | None = None   # the ask of `side`
@@ -87,8 +109,7 @@ def check_signal(signal: dict | None, problem: str | None, asset: str, window_st
 
 def edge_of(prob: float, ask: float, p: Params) -> float:
     """Expected profit per share bought at `ask` with win probability `prob`, net of the fee."""
-    fee = prob * fee_shares(1.0, ask, p.fee_rate, p.fee_exponent)
-    return prob - ask - fee
+    return float(fees.edge(prob, ask, p.fee_rate, p.fee_exponent))
 
 
 def _in_range(ask: float | None, p: Params) -> bool:
@@ -99,42 +120,42 @@ def decide(p: Params, asset: str, window_start: int, window_end: int, now: float
            signal: dict | None, signal_problem: str | None,
            ask_up: float | None, ask_down: float | None, already_traded: bool) -> Decision:
     if already_traded:
-        return Decision("skip", "already traded this window (one trade per asset and window)")
+        return Decision(Action.SKIP, "already traded this window (one trade per asset and window)")
     elapsed = now - window_start
     if now >= window_end:
-        return Decision("skip", "window is over")
+        return Decision(Action.SKIP, "window is over")
     if elapsed < p.entry_start:
-        return Decision("wait", f"before the entry interval ({elapsed:.1f}s < ENTRY_START={p.entry_start:g})")
+        return Decision(Action.WAIT, f"before the entry interval ({elapsed:.1f}s < ENTRY_START={p.entry_start:g})")
     if elapsed > p.entry_end:
-        return Decision("skip", f"past the entry interval ({elapsed:.1f}s > ENTRY_END={p.entry_end:g})")
+        return Decision(Action.SKIP, f"past the entry interval ({elapsed:.1f}s > ENTRY_END={p.entry_end:g})")
     why = check_signal(signal, signal_problem, asset, window_start, now, p.signal_max_age)
     if why:
-        return Decision("wait", why)
+        return Decision(Action.WAIT, why)
     assert signal is not None
     asks = {"UP": ask_up, "DOWN": ask_down}
     if p.strategy == "seed":
         direction = str(signal.get("direction", "")).upper()
         conf = _num(signal.get("confidence"))
         if direction not in ("UP", "DOWN"):
-            return Decision("skip", f"signal direction is {direction or 'missing'}")
+            return Decision(Action.SKIP, f"signal direction is {direction or 'missing'}")
         if conf is None:
-            return Decision("skip", "signal corrupt: no numeric confidence")
+            return Decision(Action.SKIP, "signal corrupt: no numeric confidence")
         if conf < p.confidence:
-            return Decision("skip", f"confidence {conf:g} < CONFIDENCE={p.confidence:g}",
+            return Decision(Action.SKIP, f"confidence {conf:g} < CONFIDENCE={p.confidence:g}",
                             details={"direction": direction, "confidence": conf})
         ask = asks[direction]
         if ask is None:
-            return Decision("wait", f"no ask shown for {direction}")
+            return Decision(Action.WAIT, f"no ask shown for {direction}")
         if not _in_range(ask, p):
-            return Decision("wait", f"ask {ask:.2f} for {direction} outside [MIN_PRICE={p.min_price:g},"
+            return Decision(Action.WAIT, f"ask {ask:.2f} for {direction} outside [MIN_PRICE={p.min_price:g},"
                             f" MAX_PRICE={p.max_price:g}]")
-        return Decision("trade", f"seed: {direction} with confidence {conf:g} >= {p.confidence:g}",
+        return Decision(Action.TRADE, f"seed: {direction} with confidence {conf:g} >= {p.confidence:g}",
                         side=direction, price=ask, prob_up=_num(signal.get("prob_up")),
                         details={"confidence": conf})
     # edge
     prob = _num(signal.get("prob_up"))
     if prob is None or not 0.0 <= prob <= 1.0:
-        return Decision("wait", "signal has no valid prob_up")
+        return Decision(Action.WAIT, "signal has no valid prob_up")
     candidates = []
     notes = []
     for side, q in (("UP", prob), ("DOWN", 1.0 - prob)):
@@ -150,10 +171,10 @@ def decide(p: Params, asset: str, window_start: int, window_end: int, now: float
         if e >= p.min_edge:
             candidates.append((e, side, ask))
     if not candidates:
-        return Decision("wait", f"no edge >= MIN_EDGE={p.min_edge:g} (prob_up {prob:.3f}; {'; '.join(notes)})",
+        return Decision(Action.WAIT, f"no edge >= MIN_EDGE={p.min_edge:g} (prob_up {prob:.3f}; {'; '.join(notes)})",
                         prob_up=prob)
     e, side, ask = max(candidates)
-    return Decision("trade", f"edge: {side} edge {e:+.3f} >= MIN_EDGE={p.min_edge:g} (prob_up {prob:.3f})",
+    return Decision(Action.TRADE, f"edge: {side} edge {e:+.3f} >= MIN_EDGE={p.min_edge:g} (prob_up {prob:.3f})",
                     side=side, price=ask, prob_up=prob, edge=e)
 
 

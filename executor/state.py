@@ -1,6 +1,6 @@
 """state/executor.json: the executor's durable status, replaced atomically.
 
-Holds: status (starting/watching/trading/selector_error/browser_down/stopped), the reason,
+Holds: status (an `ExecutorStatus`), the reason,
 windows handled, the last window and trade, counters, the last signal seen (seq and when), so
 `./supervisor.sh status` can show what the executor is doing.
 """
@@ -9,13 +9,32 @@ from __future__ import annotations
 
 import threading
 import time
+from enum import Enum
 from pathlib import Path
 
 from core.durable_files import atomic_write_json, read_json
 from core.window_grid import iso_utc
 
+
+class ExecutorStatus(str, Enum):
+    """`status` in state/executor.json (shown by ./supervisor.sh status)."""
+
+    STARTING = "starting"
+    WATCHING = "watching"
+    TRADING = "trading"
+    SELECTOR_ERROR = "selector_error"
+    BROWSER_DOWN = "browser_down"
+    RISK_ERROR = "risk_error"       # the risk book failed: no new orders until it works again
+    WRITE_ERROR = "write_error"     # a journal write failed: no new orders until writes succeed
+    REFUSED = "refused"
+    STOPPED = "stopped"
+
+    def __str__(self) -> str:
+        return self.value
+
+
 COUNTERS = ("windows", "traded", "skipped", "filled", "failed", "unknown", "wallet_rejected", "reconciled",
-            "settled", "browser_relaunches", "selector_errors")
+            "settled", "browser_relaunches", "selector_errors", "risk_errors")
 
 
 class ExecutorState:
@@ -27,7 +46,7 @@ class ExecutorState:
         prev = old.data if old.ok and old.data else {}
         counters = {k: int(prev.get("counters", {}).get(k, 0)) for k in COUNTERS}
         self.data: dict = {
-            "mode": mode, "status": "starting", "reason": None, "pid": None,
+            "mode": mode, "status": ExecutorStatus.STARTING, "reason": None, "pid": None,
             "windows_handled": list(prev.get("windows_handled", []))[-200:],
             "last_window": prev.get("last_window"), "last_trade": prev.get("last_trade"),
             "counters": counters, "selector_error": None, "signal": prev.get("signal"),

@@ -17,8 +17,9 @@ from playwright.sync_api import BrowserContext, Page
 from playwright.sync_api import Error as PlaywrightError
 
 from executor import wallet_guard
-from executor.pages import Interrupted, MarketPage, SelectorMissing, StepTimeout, Waiter, WalletPopup
+from executor.pages import Interrupted, MarketPage, SelectorMissing, StepTimeout, Waiter
 from executor.profiles import WalletProfile
+from executor.wallet_page import WalletPopup
 
 log = logging.getLogger("executor.trade")
 

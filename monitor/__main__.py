@@ -1,7 +1,9 @@
 """`python -m monitor COMMAND`: the Python half of supervisor.sh (see monitor/__init__.py).
 
-Exit codes: 0 ok; 1 refused or failed (message on stderr); 2 bad configuration, nothing started;
-3 (status) something is not running.
+Exit codes (core.exit_codes.ExitStatus): 0 OK; 1 ERROR, refused or failed at run time (message
+on stderr); 2 REFUSED, bad configuration (one line), nothing started; 3 NOT_ALL_UP (status):
+something is not running. `doctor` and `login` live in browser_tools/ (beside the browser code
+they drive); they are run from here so that `./supervisor.sh doctor|login` stays one entry point.
 """
 
 from __future__ import annotations
@@ -14,10 +16,12 @@ import signal
 import sys
 import time
 
-from core.config import EXIT_CONFIG, Config, ConfigError, load_config
+from core.config import Config, ConfigError, load_config
+from core.exit_codes import ExitStatus
 
 from .preflight import PreflightError, preflight
-from .settings import SettingsError, children_for, knobs_from_env, paths_of
+from .settings import SettingsError, children_for, knobs_of, paths_of
+from .states import ChildState
 
 
 def _err(msg: str) -> None:
@@ -32,7 +36,7 @@ def _cfg(lenient: bool = False) -> Config:
         return load_config(env)
     except ConfigError as exc:
         _err(str(exc))
-        raise SystemExit(EXIT_CONFIG) from None
+        raise SystemExit(ExitStatus.REFUSED) from None
 
 
 def _specs(cfg: Config):
@@ -40,37 +44,29 @@ def _specs(cfg: Config):
         return children_for(cfg)
     except SettingsError as exc:
         _err(f"supervisor: {exc}")
-        raise SystemExit(EXIT_CONFIG) from None
+        raise SystemExit(ExitStatus.REFUSED) from None
 
 
-def _knobs():
-    try:
-        return knobs_from_env()
-    except SettingsError as exc:
-        _err(f"supervisor: {exc}")
-        raise SystemExit(EXIT_CONFIG) from None
-
-
-def cmd_preflight(_a) -> int:
+def cmd_preflight(_a) -> ExitStatus:
     try:
         cfg = preflight(note=_err)
     except PreflightError as exc:
         _err(str(exc))
-        return EXIT_CONFIG
+        return ExitStatus.REFUSED
     # Two lines for supervisor.sh: where the state and the logs live.
     print(cfg.state_dir)
     print(cfg.log_dir)
-    return 0
+    return ExitStatus.OK
 
 
-def cmd_paths(_a) -> int:
+def cmd_paths(_a) -> ExitStatus:
     cfg = _cfg(lenient=True)
     print(cfg.state_dir)
     print(cfg.log_dir)
-    return 0
+    return ExitStatus.OK
 
 
-def cmd_leftovers(_a) -> int:
+def cmd_leftovers(_a) -> ExitStatus:
     from .supervise import leftover_children
 
     cfg = _cfg(lenient=True)
@@ -79,15 +75,15 @@ def cmd_leftovers(_a) -> int:
         names = ", ".join(f"{n} (pid {p})" for n, p in left)
         _err(f"supervisor: the monitor is gone but {names} still run; ./supervisor.sh restart stops them and"
              " starts afresh (or ./supervisor.sh stop)")
-        return 1
-    from .preflight import PreflightError, check_ports_free
+        return ExitStatus.ERROR
+    from .preflight import check_ports_free
 
     try:
         check_ports_free(cfg)
     except PreflightError as exc:
         _err(f"supervisor: {exc}")
-        return 2
-    return 0
+        return ExitStatus.REFUSED
+    return ExitStatus.OK
 
 
 def _setup_logging(foreground: bool, log_path) -> None:
@@ -105,12 +101,12 @@ def _setup_logging(foreground: bool, log_path) -> None:
         root.addHandler(fh)
 
 
-def cmd_run(a) -> int:
+def cmd_run(a) -> ExitStatus:
     from .supervise import Monitor
 
     cfg = _cfg()
     paths = paths_of(cfg)
-    knobs = _knobs()
+    knobs = knobs_of(cfg)
     specs = _specs(cfg)
     _setup_logging(a.foreground, paths.log_file("monitor"))
     if not a.foreground:
@@ -128,14 +124,14 @@ def cmd_run(a) -> int:
         fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         logging.getLogger("monitor").error("monitor: another monitor holds %s; exiting", paths.lock_file)
-        return 1
+        return ExitStatus.ERROR
     mon = Monitor(cfg, specs, knobs, paths)
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, mon.request_shutdown)
     return mon.run()
 
 
-def cmd_started(a) -> int:
+def cmd_started(a) -> ExitStatus:
     """Wait until the monitor has started every child (or given up on one), then print the screen."""
     from core.durable_files import read_json
 
@@ -143,22 +139,23 @@ def cmd_started(a) -> int:
     paths = paths_of(cfg)
     from .procs import is_zombie, start_time
 
-    deadline = time.monotonic() + a.timeout
+    timeout = cfg.supervisor_start_timeout if a.timeout is None else a.timeout
+    deadline = time.monotonic() + timeout
     doc = None
     while time.monotonic() < deadline:
         res = read_json(paths.status_file)
         doc = res.data if res.ok and res.data and res.data.get("monitor", {}).get("pid") == a.pid else None
         if doc and doc.get("monitor", {}).get("state") == "running" \
-                and all(c.get("state") != "waiting" for c in doc.get("children", {}).values()):
+                and all(c.get("state") != ChildState.STARTING.value for c in doc.get("children", {}).values()):
             break
         doc = None
         if start_time(a.pid) is None or is_zombie(a.pid):
             _err(f"supervisor: the monitor exited during start; see {paths.log_file('monitor')}")
-            return 1
+            return ExitStatus.ERROR
         time.sleep(0.1)
     if not doc:
-        _err(f"supervisor: the monitor did not report within {a.timeout:.0f} s; see {paths.log_file('monitor')}")
-        return 1
+        _err(f"supervisor: the monitor did not report within {timeout:.0f} s; see {paths.log_file('monitor')}")
+        return ExitStatus.ERROR
     kids = doc.get("children", {})
     print(f"supervisor: started in {cfg.mode} mode (monitor pid {a.pid}, log {paths.log_file('monitor')})")
     print(f"  market      {cfg.market_url}")
@@ -172,33 +169,33 @@ def cmd_started(a) -> int:
     print(f"  watch -n1 cat {cfg.signal_path}")
     print(f"  tail -f {cfg.trades_path}")
     print("  ./supervisor.sh logs [name]      follow the logs;  ./supervisor.sh stop  stops everything")
-    bad = [n for n, c in kids.items() if c.get("state") in ("FATAL", "backoff")]
+    bad = [n for n, c in kids.items() if c.get("state") in (ChildState.FATAL.value, ChildState.BACKOFF.value)]
     if bad:
         print(f"warning: {', '.join(bad)} failed to start and will be retried; see ./supervisor.sh status")
-    return 0
+    return ExitStatus.OK
 
 
-def cmd_stop(_a) -> int:
+def cmd_stop(_a) -> ExitStatus:
     from .stop import stop_all
 
     cfg = _cfg(lenient=True)
-    return stop_all(paths_of(cfg), _knobs())
+    return stop_all(paths_of(cfg), knobs_of(cfg))
 
 
-def cmd_status(a) -> int:
+def cmd_status(a) -> ExitStatus:
     from .status import main_status
 
     cfg = _cfg(lenient=True)
     return main_status(cfg, paths_of(cfg), _specs(cfg), a.json)
 
 
-def cmd_down(a) -> int:
+def cmd_down(a) -> ExitStatus:
     cfg = _cfg(lenient=True)
     paths = paths_of(cfg)
     names = [s.name for s in _specs(cfg)]
     if a.name not in names:
         _err(f"supervisor: no process named {a.name!r} (known: {', '.join(names)})")
-        return 1
+        return ExitStatus.ERROR
     f = paths.down_file(a.name)
     if a.command == "down":
         f.parent.mkdir(parents=True, exist_ok=True)
@@ -213,17 +210,17 @@ def cmd_down(a) -> int:
             f.parent.mkdir(parents=True, exist_ok=True)
             (f.parent / f"{a.name}.retry").write_text("retry requested by ./supervisor.sh up\n")
             print(f"{a.name}: was not held down; if it is FATAL, the monitor starts it again within a second")
-    return 0
+    return ExitStatus.OK
 
 
-def cmd_doctor(_a) -> int:
-    from .doctor import doctor
+def cmd_doctor(_a) -> ExitStatus:
+    from browser_tools.doctor import doctor
 
     return doctor()
 
 
-def cmd_login(_a) -> int:
-    from .login import login
+def cmd_login(_a) -> ExitStatus:
+    from browser_tools.login import login
 
     return login()
 
@@ -240,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     r.set_defaults(fn=cmd_run)
     s = sub.add_parser("started")
     s.add_argument("--pid", type=int, required=True)
-    s.add_argument("--timeout", type=float, default=30.0)
+    s.add_argument("--timeout", type=float, default=None, help="default SUPERVISOR_START_TIMEOUT (40 s)")
     s.set_defaults(fn=cmd_started)
     sub.add_parser("stop").set_defaults(fn=cmd_stop)
     st = sub.add_parser("status")

@@ -1,6 +1,7 @@
 """Checks before anything starts: the .env file itself, then the config, then the supervisor knobs.
 
-Every problem is one line saying what is wrong and what to do; exit 2 means nothing was started.
+Every problem is one line saying what is wrong and what to do; exit 2 (ExitStatus.REFUSED) means
+nothing was started. The supervisor's knobs (SUPERVISOR_*) are part of the config.
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ from pathlib import Path
 
 from dotenv.parser import parse_stream
 
-from core.config import EXIT_CONFIG, REPO_ROOT, Config, ConfigError, load_config
+from core.config import REPO_ROOT, Config, ConfigError, load_config
 
-from .settings import SettingsError, children_for, knobs_from_env
+from .settings import SettingsError, children_for
 
 
 class PreflightError(Exception):
@@ -65,7 +66,6 @@ def preflight(env: Mapping[str, str] | None = None, note: Callable[[str], None] 
     except ConfigError as exc:
         raise PreflightError(f"{exc}; nothing started") from None
     try:
-        knobs_from_env(env)
         children_for(cfg, env)
     except SettingsError as exc:
         raise PreflightError(f"{exc}; nothing started") from None
@@ -99,4 +99,4 @@ def check_replica_ports(cfg: Config) -> None:
                                  " REPLICA_WALLET_PORT=18766; nothing started")
 
 
-__all__ = ["EXIT_CONFIG", "PreflightError", "check_dotenv", "check_ports_free", "dotenv_file", "preflight"]
+__all__ = ["PreflightError", "check_dotenv", "check_ports_free", "dotenv_file", "preflight"]

@@ -2,7 +2,8 @@
 
 A pid alone is not an identity: pids are reused. A process is "ours" only when its pid, its
 start time and its process group all match what we recorded when we started it. Nothing here
-ever looks a process up by name.
+ever looks a process up by name. Linux facts come from core.procfs (the one /proc reader);
+without /proc (macOS) from `ps`.
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ import subprocess
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from core import procfs
+
 PS_TIMEOUT_S = 5.0
-_HAVE_PROC = os.path.isdir("/proc/self")
+_HAVE_PROC = procfs.HAVE_PROC  # a module attribute so that a test can take the macOS path
 
 
 def start_time(pid: int) -> str | None:
@@ -23,16 +26,8 @@ def start_time(pid: int) -> str | None:
     if pid <= 0:
         return None
     if _HAVE_PROC:
-        try:
-            with open(f"/proc/{pid}/stat", "rb") as fh:
-                raw = fh.read().decode("ascii", "replace")
-        except (FileNotFoundError, ProcessLookupError):
-            return None
-        except OSError:
-            return None  # unreadable (another user's process, or vanished mid-read): not ours
-        # Field 2 (comm) may hold spaces and parens: split after the last ')'.
-        rest = raw[raw.rfind(")") + 2:].split()
-        return f"linux:{rest[19]}" if len(rest) > 19 else None
+        ticks = procfs.start_ticks(pid)  # None: gone, or unreadable (another user's): not ours
+        return f"linux:{ticks}" if ticks is not None else None
     try:
         out = subprocess.run(["ps", "-o", "lstart=", "-p", str(pid)], capture_output=True, text=True,
                              timeout=PS_TIMEOUT_S)
@@ -52,15 +47,7 @@ def pgid_of(pid: int) -> int | None:
 
 
 def is_zombie(pid: int) -> bool:
-    if not _HAVE_PROC:
-        return False
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            raw = fh.read().decode("ascii", "replace")
-    except OSError:
-        return False
-    rest = raw[raw.rfind(")") + 2:].split()
-    return bool(rest) and rest[0] == "Z"
+    return _HAVE_PROC and procfs.is_zombie(pid)
 
 
 @dataclass(frozen=True)
@@ -97,18 +84,7 @@ def process_table() -> list[tuple[int, int, int]]:
     """(pid, ppid, pgid) of every process we can see."""
     rows: list[tuple[int, int, int]] = []
     if _HAVE_PROC:
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit():
-                continue
-            try:
-                with open(f"/proc/{entry}/stat", "rb") as fh:
-                    raw = fh.read().decode("ascii", "replace")
-            except OSError:
-                continue  # the process exited while we listed /proc
-            rest = raw[raw.rfind(")") + 2:].split()
-            if len(rest) > 3:
-                rows.append((int(entry), int(rest[1]), int(rest[2])))
-        return rows
+        return procfs.table()
     try:
         out = subprocess.run(["ps", "-A", "-o", "pid=,ppid=,pgid="], capture_output=True, text=True,
                              timeout=PS_TIMEOUT_S)
@@ -212,16 +188,12 @@ def tagged(tag: str) -> list[Ident]:
     needle = f"{TAG_VAR}={tag}".encode()
     out = []
     me = os.getpid()
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == me:
+    for pid in procfs.pids():
+        if pid == me:
             continue
-        try:
-            with open(f"/proc/{entry}/environ", "rb") as fh:
-                env = fh.read()
-        except OSError:
-            continue  # another user's process, or it exited: not ours / nothing to do
-        if needle in env.split(b"\0"):
-            ident = ident_of(int(entry))
+        env = procfs.environ(pid)  # None: another user's process, or it exited: not ours
+        if env is not None and needle in env:
+            ident = ident_of(pid)
             if ident is not None and not is_zombie(ident.pid):
                 out.append(ident)
     return out

@@ -9,13 +9,14 @@ stub processes, and handy for a custom set-up):
     {"children": [{"name": "a", "argv": ["{python}", "stub.py", "--beat", "{state_dir}/heartbeat/a"],
                    "heartbeat": ["{state_dir}/heartbeat/a"], "stale_after": 5, "env": {"X": "1"}}]}
 
-Timing knobs are environment variables (defaults in brackets), all in seconds unless said:
+Timing knobs are config variables (core/config.py: `.env`, then the environment, validated like
+every other; defaults in brackets), all in seconds unless said:
 SUPERVISOR_BACKOFF_BASE [1], SUPERVISOR_BACKOFF_MAX [60] (failed starts in a row wait 1, 2, 4 ...
 60 s; a child that ran longer than MIN_UPTIME is restarted at once), SUPERVISOR_MIN_UPTIME [5] (a
 child that dies sooner counts as a failed start), SUPERVISOR_MAX_FAILS [5] (failed starts in a row
 before FATAL), SUPERVISOR_STOP_TIMEOUT [15] (TERM -> KILL), SUPERVISOR_TICK [0.2],
 SUPERVISOR_STALE_<NAME> (heartbeat limit of one child), SUPERVISOR_LOG_MAX_BYTES [10485760],
-SUPERVISOR_LOG_KEEP [3].
+SUPERVISOR_LOG_KEEP [3], SUPERVISOR_START_TIMEOUT [40] (how long `start` waits for the screen).
 """
 
 from __future__ import annotations
@@ -27,9 +28,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.config import REPO_ROOT, Config, _merged_env
+from core.config import DEMO_WALLET_PASSWORD, REPO_ROOT, Config, _merged_env
 
-DEMO_WALLET_PASSWORD = "demo-password"  # the replica's wallet: a demo value, not a secret
+__all__ = ["DEMO_WALLET_PASSWORD", "ChildSpec", "Knobs", "Paths", "SettingsError", "children_for",
+           "default_children", "knobs_of", "paths_of"]
 
 
 class SettingsError(Exception):
@@ -96,35 +98,18 @@ def paths_of(cfg: Config) -> Paths:
     return Paths(cfg.state_dir, cfg.log_dir)
 
 
-def _num(env: Mapping[str, str], var: str, default: float, lo: float, integer: bool = False) -> float:
-    raw = env.get(var, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw) if integer else float(raw)
-    except ValueError:
-        raise SettingsError(f"{var} is not a number ({raw!r}); example: {var}={default:g}") from None
-    if value < lo:
-        raise SettingsError(f"{var} must be >= {lo:g} (got {raw}); example: {var}={default:g}")
-    return value
-
-
-def knobs_from_env(env: Mapping[str, str] | None = None) -> Knobs:
-    env = os.environ if env is None else env
+def knobs_of(cfg: Config) -> Knobs:
+    """The monitor's timing knobs: the SUPERVISOR_* values of the validated config."""
     return Knobs(
-        backoff_base=_num(env, "SUPERVISOR_BACKOFF_BASE", 1.0, 0.01),
-        backoff_max=_num(env, "SUPERVISOR_BACKOFF_MAX", 60.0, 0.01),
-        min_uptime=_num(env, "SUPERVISOR_MIN_UPTIME", 5.0, 0.0),
-        max_fails=int(_num(env, "SUPERVISOR_MAX_FAILS", 5, 1, integer=True)),
-        stop_timeout=_num(env, "SUPERVISOR_STOP_TIMEOUT", 15.0, 0.1),
-        tick=_num(env, "SUPERVISOR_TICK", 0.2, 0.01),
-        log_max_bytes=int(_num(env, "SUPERVISOR_LOG_MAX_BYTES", 10 * 1024 * 1024, 1024, integer=True)),
-        log_keep=int(_num(env, "SUPERVISOR_LOG_KEEP", 3, 1, integer=True)),
+        backoff_base=cfg.supervisor_backoff_base,
+        backoff_max=cfg.supervisor_backoff_max,
+        min_uptime=cfg.supervisor_min_uptime,
+        max_fails=cfg.supervisor_max_fails,
+        stop_timeout=cfg.supervisor_stop_timeout,
+        tick=cfg.supervisor_tick,
+        log_max_bytes=cfg.supervisor_log_max_bytes,
+        log_keep=cfg.supervisor_log_keep,
     )
-
-
-def _stale(env: Mapping[str, str], name: str, default: float) -> float:
-    return _num(env, f"SUPERVISOR_STALE_{name.upper()}", default, 0.5)
 
 
 def feeds_set_by_user(env: Mapping[str, str]) -> bool:
@@ -137,14 +122,17 @@ def default_children(cfg: Config, env: Mapping[str, str] | None = None) -> list[
     py = sys.executable
     hb = cfg.heartbeat_path
     children: list[ChildSpec] = []
-    password = str(cfg.metamask_password) or DEMO_WALLET_PASSWORD
+    password = str(cfg.metamask_password) or DEMO_WALLET_PASSWORD  # demo: core.config already defaults it
     if cfg.mode == "demo":
+        # The replica quotes BTC and ETH as always, and every asset the executor trades (core.config
+        # allows only assets it prices: DEMO_ASSETS), so no configured asset waits for a market forever.
+        replica_assets = tuple(dict.fromkeys(("BTC", "ETH", *cfg.assets)))
         children.append(ChildSpec(
             "replica",
             (py, "-m", "replica", "--port", str(cfg.replica_port), "--wallet-port", str(cfg.replica_wallet_port),
              "--window-seconds", str(cfg.window_seconds), "--state-file", str(cfg.state_dir / "replica.json"),
-             "--heartbeat", str(hb("replica"))),
-            (hb("replica"),), _stale(env, "replica", 30.0),
+             "--heartbeat", str(hb("replica")), "--assets", ",".join(replica_assets)),
+            (hb("replica"),), cfg.stale_after_for("replica", 30.0),
             # The replica's wallet unlocks with the same password the executor types (never argv).
             {"REPLICA_WALLET_PASSWORD": password, "METAMASK_PASSWORD": password}))
     demo_env = {"METAMASK_PASSWORD": password} if cfg.mode == "demo" else {}
@@ -156,10 +144,10 @@ def default_children(cfg: Config, env: Mapping[str, str] | None = None) -> list[
     children.append(ChildSpec(
         "signal_engine", (py, "-m", "signal_engine"),
         (cfg.signal_path, hb("signal_engine")),
-        _stale(env, "signal_engine", max(15.0, 10 * cfg.signal_interval)), engine_env))
+        cfg.stale_after_for("signal_engine", max(15.0, 10 * cfg.signal_interval)), engine_env))
     children.append(ChildSpec(
         "executor", (py, "-m", "executor"), (hb("executor"),),
-        _stale(env, "executor", max(90.0, 3 * cfg.step_timeout)), demo_env))
+        cfg.stale_after_for("executor", max(90.0, 3 * cfg.step_timeout)), demo_env))
     return children
 
 
@@ -168,8 +156,7 @@ def _expand(text: str, cfg: Config) -> str:
             .replace("{log_dir}", str(cfg.log_dir)).replace("{repo}", str(REPO_ROOT)))
 
 
-def children_from_file(path: Path, cfg: Config, env: Mapping[str, str] | None = None) -> list[ChildSpec]:
-    env = os.environ if env is None else env
+def children_from_file(path: Path, cfg: Config) -> list[ChildSpec]:
     try:
         doc = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
@@ -189,15 +176,14 @@ def children_from_file(path: Path, cfg: Config, env: Mapping[str, str] | None = 
             raise SettingsError(f"SUPERVISOR_CHILDREN_FILE={path}: child #{i} is malformed ({exc!r})") from None
         if not name.replace("_", "").replace("-", "").isalnum() or not argv:
             raise SettingsError(f"SUPERVISOR_CHILDREN_FILE={path}: child #{i} needs a plain name and an argv")
-        out.append(ChildSpec(name, argv, beats, _stale(env, name, stale), extra))
+        out.append(ChildSpec(name, argv, beats, cfg.stale_after_for(name, stale), extra))
     if len({c.name for c in out}) != len(out):
         raise SettingsError(f"SUPERVISOR_CHILDREN_FILE={path}: two children share a name")
     return out
 
 
 def children_for(cfg: Config, env: Mapping[str, str] | None = None) -> list[ChildSpec]:
-    env = os.environ if env is None else env
-    override = env.get("SUPERVISOR_CHILDREN_FILE", "").strip()
-    if override:
-        return children_from_file(Path(override), cfg, env)
+    """The children to supervise: SUPERVISOR_CHILDREN_FILE's when set, else the mode's defaults."""
+    if cfg.supervisor_children_file is not None:
+        return children_from_file(cfg.supervisor_children_file, cfg)
     return default_children(cfg, env)

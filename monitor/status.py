@@ -2,8 +2,12 @@
 
 Built from files only (supervisor.json, pid files, signal.json, executor.json, trades.jsonl,
 risk.json), each read tolerantly; process liveness is checked against the pid files, so the
-answer is true even when the monitor itself is gone. Exit 0 when the monitor and every child
-run, 3 otherwise.
+answer is true even when the monitor itself is gone. Exit 0 (ExitStatus.OK) when the monitor
+and every child run, 3 (ExitStatus.NOT_ALL_UP) otherwise.
+
+A child's state is the monitor's (monitor/states.py: running, backoff, FATAL, down, stopped ...)
+with two views of its own: `restarting` (the monitor says running, its process is gone) and
+`running (unwatched)` (the monitor is gone, the process still runs).
 """
 
 from __future__ import annotations
@@ -15,12 +19,15 @@ from typing import Any
 
 from core.config import Config
 from core.durable_files import iter_jsonl, read_json
+from core.exit_codes import ExitStatus
 from core.window_grid import timestamp_of, utc_day
 
 from . import pidfiles
 from .settings import ChildSpec, Paths
+from .states import ChildState
 
-EXIT_OK, EXIT_DOWN = 0, 3
+RESTARTING = "restarting"
+UNWATCHED = "running (unwatched)"
 TAIL_BYTES = 512 * 1024
 
 
@@ -63,12 +70,12 @@ def _processes(paths: Paths, specs: list[ChildSpec], doc: dict | None, monitor_a
         info = dict(kids.get(name, {})) if isinstance(kids.get(name), dict) else {}
         rec, _problem = pidfiles.read(paths.pid_file(name))
         alive = rec is not None and rec.ident.alive()
-        state = info.get("state", "stopped")
+        state = info.get("state", ChildState.STOPPED.value)
         if not monitor_alive:
-            state = "running (unwatched)" if alive else ("FATAL" if state == "FATAL" else
-                                                         "down" if state == "down" else "stopped")
-        elif state == "running" and not alive:
-            state = "restarting"
+            kept = (ChildState.FATAL.value, ChildState.DOWN.value)
+            state = UNWATCHED if alive else (state if state in kept else ChildState.STOPPED.value)
+        elif state == ChildState.RUNNING.value and not alive:
+            state = RESTARTING
         pid = rec.ident.pid if alive and rec else None
         started = rec.started_at if alive and rec else None
         beats = [Path(p) for p in info.get("heartbeat", [])] or (list(spec_by[name].heartbeat)
@@ -86,7 +93,7 @@ def _processes(paths: Paths, specs: list[ChildSpec], doc: dict | None, monitor_a
             "heartbeat_age_s": round(now - max(mtimes), 1) if mtimes and alive else None,
             "stale_after_s": info.get("stale_after"),
         }
-        if info.get("next_start_at") and state == "backoff":
+        if info.get("next_start_at") and state == ChildState.BACKOFF.value:
             entry["restart_in_s"] = round(max(0.0, info["next_start_at"] - now), 1)
         if info.get("last_exit"):
             entry["last_exit"] = info["last_exit"]
@@ -178,7 +185,7 @@ def build(cfg: Config, paths: Paths, specs: list[ChildSpec], now: float | None =
     else:
         monitor = {"state": "stopped", "pid": None}
     procs = _processes(paths, specs, doc, monitor_alive, now)
-    ok = monitor_alive and bool(procs) and all(p["state"] == "running" for p in procs.values())
+    ok = monitor_alive and bool(procs) and all(p["state"] == ChildState.RUNNING.value for p in procs.values())
     ran = doc if doc and (monitor_alive or doc.get("monitor", {}).get("state") != "running") else {}
     return {"ok": ok, "mode": ran.get("mode", cfg.mode), "market_url": ran.get("market_url", cfg.market_url),
             "monitor": monitor, "processes": procs,
@@ -218,7 +225,7 @@ def render(st: dict) -> str:
         if p.get("restart_in_s") is not None:
             extra.append(f"next start in {p['restart_in_s']:.0f}s (failed starts {p.get('failed_starts', 0)})")
         if p.get("fatal_reason"):
-            extra.append(("" if p["state"] == "FATAL" else "was FATAL: ") + p["fatal_reason"])
+            extra.append(("" if p["state"] == ChildState.FATAL.value else "was FATAL: ") + p["fatal_reason"])
         if p.get("held_down"):
             extra.append(f"held down by {p['held_down']}")
         lines.append(f"{name:<14} {p['state']:<9} " + "  ".join(extra))
@@ -266,13 +273,13 @@ def render(st: dict) -> str:
     return "\n".join(lines)
 
 
-def main_status(cfg: Config, paths: Paths, specs: list[ChildSpec], as_json: bool) -> int:
+def main_status(cfg: Config, paths: Paths, specs: list[ChildSpec], as_json: bool) -> ExitStatus:
     st = build(cfg, paths, specs)
     if as_json:
         print(json.dumps(st, indent=2, default=str))
     else:
         print(render(st))
-    return EXIT_OK if st["ok"] else EXIT_DOWN
+    return ExitStatus.OK if st["ok"] else ExitStatus.NOT_ALL_UP
 
 
 __all__ = ["build", "main_status", "render"]

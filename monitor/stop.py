@@ -15,12 +15,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 from core.durable_files import atomic_write_json, read_json
+from core.exit_codes import ExitStatus
 
 from . import pidfiles
 from .procs import Ident, run_tag, signal_group, signal_leader, signal_members, tagged
 from .settings import Knobs, Paths
+from .states import ChildState
 
 POLL_S = 0.05
+_ALIVE_STATES = {s.value for s in (ChildState.RUNNING, ChildState.STOPPING, ChildState.BACKOFF, ChildState.STARTING,
+                                   ChildState.EXITED)} | {"waiting"}
 
 
 def lock_held(paths: Paths) -> bool:
@@ -73,7 +77,7 @@ def _child_files(paths: Paths) -> list[Path]:
     return sorted(files, key=lambda f: (-rank.get(f.stem, -1), f.name))  # reverse start order; unknown last
 
 
-def stop_all(paths: Paths, knobs: Knobs, out: Callable[[str], None] = print) -> int:
+def stop_all(paths: Paths, knobs: Knobs, out: Callable[[str], None] = print) -> ExitStatus:
     did = survived = False
     mon_file = paths.pid_file("monitor")
     mon, problem = pidfiles.read(mon_file)
@@ -139,9 +143,9 @@ def stop_all(paths: Paths, knobs: Knobs, out: Callable[[str], None] = print) -> 
     _mark_stopped(paths)
     if survived:
         out("stop: not everything could be stopped (see above)")
-        return 1
+        return ExitStatus.ERROR
     out("stop: everything stopped" if did else "stop: nothing was running")
-    return 0
+    return ExitStatus.OK
 
 
 def _pid_exists(pid: int) -> bool:
@@ -164,8 +168,9 @@ def _mark_stopped(paths: Paths) -> None:
         doc.setdefault("monitor", {})["state"] = "stopped"
         changed = True
     for info in doc.get("children", {}).values():
-        if isinstance(info, dict) and info.get("state") in ("running", "stopping", "backoff", "waiting"):
-            info["state"], info["pid"] = "stopped", None
+        # ("waiting": what an older monitor wrote for STARTING.)
+        if isinstance(info, dict) and info.get("state") in _ALIVE_STATES:
+            info["state"], info["pid"] = ChildState.STOPPED.value, None
             changed = True
     if changed:
         doc["updated_at"] = time.time()

@@ -1,16 +1,19 @@
 """The monitor: starts the children, restarts them when they exit or hang, stops them all.
 
-One loop, one thread. Each child is a small state machine:
+One loop, one thread. Each child is a small state machine (monitor/states.py holds the one table
+of legal transitions; every change goes through `Child.to`, and an illegal one raises):
 
-    waiting --start--> running --exit / stale heartbeat / down file--> stopping --all gone-->
-        backoff (1, 2, 4 ... 60 s) --> running ...
-        FATAL   (after MAX_FAILS failed starts in a row: left down, logged, notified)
+    starting --start--> running --exit / stale heartbeat / down file--> stopping --all gone-->
+        exited --> backoff (0 s after a healthy run; 1, 2, 4 ... 60 s after failed starts) --> running ...
+               --> FATAL   (after MAX_FAILS failed starts in a row: left down, logged, notified)
         down    (a `down` file holds it down on purpose; removing the file starts it again)
 
-A start "failed" when the child died within MIN_UPTIME seconds, or was killed as hung without
-ever having beaten since it started. Every child runs in its own session and process group;
-processes it starts in groups of their own (Chromium, via Playwright) are recorded from the
-process table every couple of seconds and signalled too, so a stop or a restart leaves no orphan.
+A child that exits 2 (ExitStatus.REFUSED: its own config check refused) is FATAL at once: the
+same config would refuse again. A start "failed" when the child died within MIN_UPTIME seconds,
+or was killed as hung without ever having beaten since it started. Every child runs in its own
+session and process group; processes it starts in groups of their own (Chromium, via Playwright)
+are recorded from the process table every couple of seconds and signalled too, so a stop or a
+restart leaves no orphan.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from pathlib import Path
 
 from core.config import REPO_ROOT, Config
 from core.durable_files import atomic_write_json, read_json
+from core.exit_codes import ExitStatus
 
 from . import pidfiles
 from .pidfiles import PidRecord
@@ -42,6 +46,7 @@ from .procs import (
 )
 from .rotate import rotate_logs
 from .settings import ChildSpec, Knobs, Paths
+from .states import ACTIVE, ChildState, check_transition
 
 log = logging.getLogger("monitor")
 
@@ -55,7 +60,7 @@ ROTATE_EVERY_S = 10.0
 @dataclass
 class Child:
     spec: ChildSpec
-    state: str = "waiting"  # waiting | running | stopping | backoff | FATAL | down | stopped
+    _state: ChildState = ChildState.STOPPED  # read through .state, changed only through .to()
     proc: subprocess.Popen | None = None
     ident: Ident | None = None
     started_at: float = 0.0
@@ -75,6 +80,14 @@ class Child:
     @property
     def name(self) -> str:
         return self.spec.name
+
+    @property
+    def state(self) -> ChildState:
+        return self._state
+
+    def to(self, new: ChildState) -> None:
+        """Change state through the transition table; an illegal change raises IllegalTransition."""
+        self._state = check_transition(self.name, self._state, new)
 
     def last_beat(self) -> float | None:
         best = None
@@ -139,6 +152,8 @@ class Monitor:
                  clock=time.time, base_env: dict[str, str] | None = None):
         self.cfg, self.knobs, self.paths, self.clock = cfg, knobs, paths, clock
         self.children = [Child(s) for s in specs]
+        for c in self.children:
+            c.to(ChildState.STARTING)  # autostart
         self.base_env = dict(os.environ if base_env is None else base_env)
         self.shutdown_requested = False
         self.started_at = clock()
@@ -170,12 +185,13 @@ class Monitor:
             os.close(fd)
             log.error("%s: could not start %s: %s", c.name, c.spec.argv[0], exc)
             c.started_at, c.exit_code = now, None
-            self._exited(c, now, f"could not start: {exc.strerror or exc}")
+            self._exited(c, now, f"could not start: {exc.strerror or exc}")  # STARTING/BACKOFF -> EXITED
             return
         os.close(fd)
         ident = ident_of(proc.pid) or Ident(proc.pid, "unknown", proc.pid)
         c.proc, c.ident, c.started_at, c.desc, c.exited_at = proc, ident, now, [], 0.0
-        c.state, c.stop_reason, c.exit_code = "running", "", None
+        c.to(ChildState.RUNNING)
+        c.stop_reason, c.exit_code = "", None
         if c.starts:
             c.restarts += 1
         c.starts += 1
@@ -191,7 +207,9 @@ class Monitor:
     # ---- stopping -----------------------------------------------------------------
     def _begin_stop(self, c: Child, reason: str, now: float, timeout: float | None = None) -> None:
         self._refresh_desc([c])
-        c.state, c.stop_reason = "stopping", reason
+        if c.state != ChildState.STOPPING:  # already stopping (a shutdown during a restart): new reason only
+            c.to(ChildState.STOPPING)
+        c.stop_reason = reason
         c.kill_at = now + (self.knobs.stop_timeout if timeout is None else timeout)
         if c.ident is not None:
             # TERM to the child itself, so it can shut down cleanly: a TERM to its whole group would
@@ -243,13 +261,14 @@ class Monitor:
         code = c.exit_code
         c.proc, c.desc = None, []
         if reason in ("down", "shutdown"):
-            c.state = "down" if reason == "down" else "stopped"
+            c.to(ChildState.DOWN if reason == "down" else ChildState.STOPPED)
             c.last_exit = {"code": code, "at": now, "reason": reason}
             log.info("%s: stopped (%s, exit code %s)", c.name, reason, code)
             return
         self._exited(c, now, reason)
 
     def _exited(self, c: Child, now: float, reason: str) -> None:
+        c.to(ChildState.EXITED)
         # How long it ran: until it exited (not until its leftovers were reaped).
         uptime = (c.exited_at if c.exited_at >= c.started_at else now) - c.started_at
         hung = reason.startswith("hung")
@@ -257,9 +276,15 @@ class Monitor:
             or reason.startswith("could not start")
         c.failures = c.failures + 1 if failed else 0
         c.last_exit = {"code": c.exit_code, "at": now, "reason": reason, "uptime": round(uptime, 2)}
-        if c.failures >= self.knobs.max_fails:
-            c.state = "FATAL"
-            c.fatal_reason = (f"{c.failures} failed starts in a row (last: {reason} after {uptime:.1f} s);"
+        refused = c.exit_code == ExitStatus.REFUSED and not hung
+        if refused or c.failures >= self.knobs.max_fails:
+            # Exit 2: the child refused on its own config check; the same config refuses again, so
+            # a restart only fills the log. Left down until the config is fixed and `up` is run.
+            c.to(ChildState.FATAL)
+            c.fatal_reason = (f"refused to run (exit {int(ExitStatus.REFUSED)}: its configuration check failed);"
+                              f" not restarted: fix what the last line of {self.paths.log_file(c.name)} names"
+                              if refused else
+                              f"{c.failures} failed starts in a row (last: {reason} after {uptime:.1f} s);"
                               f" left down, see {self.paths.log_file(c.name)}")
             log.error("%s: FATAL: %s. The other processes carry on; ./supervisor.sh up %s retries it.",
                       c.name, c.fatal_reason, c.name)
@@ -269,7 +294,8 @@ class Monitor:
         # in a row wait 1, 2, 4 ... BACKOFF_MAX seconds. So a crash costs ~nothing, a crash loop
         # is slowed down, and at most one restart per MIN_UPTIME happens without back-off.
         delay = self.knobs.backoff(c.failures) if failed else 0.0
-        c.state, c.next_start_at = "backoff", now + delay
+        c.to(ChildState.BACKOFF)
+        c.next_start_at = now + delay
         log.warning("%s: %s after %.1f s%s; restarting in %g s", c.name, reason, uptime,
                     f" (failed start {c.failures}/{self.knobs.max_fails})" if failed else "", delay)
 
@@ -293,10 +319,10 @@ class Monitor:
         now = self.clock()
         if now - self._last_desc >= DESC_REFRESH_S:
             self._last_desc = now
-            self._refresh_desc([c for c in self.children if c.state == "running"])
+            self._refresh_desc([c for c in self.children if c.state == ChildState.RUNNING])
         gate_closed = False
         for c in self.children:
-            if c.state == "running":
+            if c.state == ChildState.RUNNING:
                 if self._poll_exit(c):
                     self._begin_stop(c, f"exited with code {c.exit_code}", now, REAP_GRACE_S)
                     self._step_stopping(c, now)
@@ -312,30 +338,32 @@ class Monitor:
                     elif self.initial_phase and not c.beat_since_start() and c.spec.heartbeat \
                             and now - c.started_at < STARTUP_GATE_S:
                         gate_closed = True
-            elif c.state == "stopping":
+            elif c.state == ChildState.STOPPING:
                 self._step_stopping(c, now)
-            elif c.state in ("waiting", "backoff"):
+            elif c.state in (ChildState.STARTING, ChildState.BACKOFF):
                 if self._down(c):
-                    c.state = "down"
+                    c.to(ChildState.DOWN)
                     log.info("%s: held down by %s", c.name, self.paths.down_file(c.name))
                 elif now >= c.next_start_at and not gate_closed:
                     self._spawn(c)
-                    gate_closed = self.initial_phase and bool(c.spec.heartbeat) and c.state == "running"
+                    gate_closed = self.initial_phase and bool(c.spec.heartbeat) and c.state == ChildState.RUNNING
             retry = self.paths.down_dir / f"{c.name}.retry"
-            if c.state == "FATAL":
+            if c.state == ChildState.FATAL:
                 if retry.exists():
                     retry.unlink(missing_ok=True)
                     log.info("%s: retry requested (./supervisor.sh up %s); starting it again", c.name, c.name)
-                    c.state, c.failures, c.fatal_reason, c.next_start_at = "waiting", 0, None, now
+                    c.to(ChildState.STARTING)
+                    c.failures, c.fatal_reason, c.next_start_at = 0, None, now
             elif retry.exists():
                 retry.unlink(missing_ok=True)  # a retry only means something for a FATAL child
-            if c.state == "down":
+            if c.state == ChildState.DOWN:
                 if not self._down(c):
                     log.info("%s: down file removed; starting it", c.name)
-                    c.state, c.failures, c.next_start_at = "waiting", 0, now
-            if c.state == "waiting" and self.initial_phase:
+                    c.to(ChildState.STARTING)
+                    c.failures, c.next_start_at = 0, now
+            if c.state == ChildState.STARTING and self.initial_phase:
                 gate_closed = True
-        if self.initial_phase and all(c.state != "waiting" for c in self.children) and not gate_closed:
+        if self.initial_phase and all(c.state != ChildState.STARTING for c in self.children) and not gate_closed:
             self.initial_phase = False
         if now - self._last_rotate >= ROTATE_EVERY_S:
             self._last_rotate = now
@@ -347,9 +375,9 @@ class Monitor:
         kids = {}
         for c in self.children:
             kids[c.name] = {
-                "state": c.state, "pid": c.ident.pid if c.ident and c.state in ("running", "stopping") else None,
+                "state": c.state.value, "pid": c.ident.pid if c.ident and c.state in ACTIVE else None,
                 "started_at": c.started_at or None, "restarts": c.restarts, "failed_starts": c.failures,
-                "next_start_at": c.next_start_at if c.state == "backoff" else None,
+                "next_start_at": c.next_start_at if c.state == ChildState.BACKOFF else None,
                 "last_exit": c.last_exit, "fatal_reason": c.fatal_reason,
                 "heartbeat": [str(p) for p in c.spec.heartbeat], "stale_after": c.spec.stale_after,
             }
@@ -371,7 +399,7 @@ class Monitor:
             log.info("monitor: %s received; stopping every child", signal.Signals(signum).name)
         self.shutdown_requested = True
 
-    def run(self) -> int:
+    def run(self) -> ExitStatus:
         self.paths.pid_dir.mkdir(parents=True, exist_ok=True)
         if self.ident:
             pidfiles.write(self.paths.pid_file("monitor"), PidRecord("monitor", self.ident, [], self.started_at))
@@ -387,27 +415,27 @@ class Monitor:
                 time.sleep(self.knobs.tick)
         finally:
             self.shutdown()
-        return 0
+        return ExitStatus.OK
 
     def shutdown(self) -> None:
         """TERM each child's group in reverse start order, wait, KILL; then clear our pid files."""
         for c in reversed(self.children):
-            if c.state in ("running", "stopping"):
+            if c.state in ACTIVE:
                 self._begin_stop(c, "shutdown", self.clock())
                 give_up = self.clock() + self.knobs.stop_timeout + 10.0
-                while c.state == "stopping":
+                while c.state == ChildState.STOPPING:
                     self._step_stopping(c, self.clock())
-                    if c.state == "stopping":
+                    if c.state == ChildState.STOPPING:
                         if self.clock() > give_up:
                             # Survived KILL (uninterruptible sleep?): keep its pid file so `stop` and
                             # `status` can still name it, and go on with the others.
                             log.error("%s: still alive after KILL (pid %s); leaving its pid file", c.name,
                                       c.ident.pid if c.ident else "?")
-                            c.state = "stopped"
+                            c.to(ChildState.STOPPED)
                             break
                         time.sleep(0.05)
-            elif c.state != "down":
-                c.state = "stopped"  # a FATAL child keeps its fatal_reason in the status file
+            elif c.state not in (ChildState.DOWN, ChildState.STOPPED):
+                c.to(ChildState.STOPPED)  # a FATAL child keeps its fatal_reason in the status file
         if self.ident is not None:
             stray = tagged(run_tag(self.ident))
             if stray:

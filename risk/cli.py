@@ -15,11 +15,10 @@ from pathlib import Path
 from filelock import Timeout
 
 from core.config import config_or_exit
+from core.exit_codes import ExitStatus
 from core.window_grid import iso_utc
 from risk.guards import RiskBook, format_status, status_json
 from risk.report import build_report, format_table, write_equity_png
-
-EXIT_OK, EXIT_IO, EXIT_USAGE = 0, 1, 2
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -48,23 +47,23 @@ def main(argv: list[str] | None = None) -> int:
                 since = iso_utc(cleared["halted_at"]) if cleared.get("halted_at") else "?"
                 print(f"risk: cleared halt ({cleared['halt_kind']}): {cleared['halt_reason']}"
                       f" (halted since {since}; losing streak of {cleared['consecutive_losses']} reset)")
-            return EXIT_OK
+            return ExitStatus.OK
         if args.cmd == "status":
             s = RiskBook(cfg).status(now)
             print(status_json(s) if args.json else format_status(s))
-            return EXIT_OK
+            return ExitStatus.OK
         if args.cmd == "report":
             rep = build_report(cfg.trades_path)
             print(f"report from {cfg.trades_path}")
             print(format_table(rep))
             png = write_equity_png(rep, (args.out or cfg.log_dir) / "equity.png")
             print(f"equity curve: {png}")
-            return EXIT_OK
+            return ExitStatus.OK
     except Timeout as exc:
         print(f"risk {args.cmd}: the risk state is locked by another process ({exc.lock_file});"
               f" nothing changed, try again", file=sys.stderr)
-        return EXIT_IO
+        return ExitStatus.ERROR
     except OSError as exc:
         print(f"risk {args.cmd}: {exc.filename or ''} {exc.strerror or exc}; nothing changed", file=sys.stderr)
-        return EXIT_IO
-    return EXIT_USAGE
+        return ExitStatus.ERROR
+    return ExitStatus.REFUSED

@@ -100,6 +100,85 @@ def _open_exposure(state: dict) -> float:
     return float(sum(float(p.get("amount", 0.0)) for p in state["open"].values()))
 
 
+def record(journal: list[dict], now: float, mode: str, event: str, **fields: Any) -> None:
+    journal.append({"ts": iso_utc(now), "event": event, "mode": mode, **fields})
+
+
+def set_halt(state: dict, reason: str, kind: str, now: float, journal: list[dict], mode: str) -> None:
+    state.update(halted=True, halt_reason=reason, halt_kind=kind, halted_at=now, halt_day=utc_day(now))
+    record(journal, now, mode, "halt", kind=kind, reason=reason)
+    log.warning("HALTED (%s): %s", kind, reason)
+
+
+def clear_halt(state: dict) -> None:
+    state.update(halted=False, halt_reason=None, halt_kind=None, halted_at=None, halt_day=None,
+                 consecutive_losses=0)
+
+
+def roll(state: dict, now: float, journal: list[dict], cfg: Config) -> None:
+    """Start a new UTC day's counters (and clear an auto-resumable halt when RESUME_NEXT_DAY=1)."""
+    day = utc_day(now)
+    if day <= state["day"]:
+        return  # same day, or the clock went back: never roll backwards
+    record(journal, now, cfg.mode, "day_rollover", previous_day=state["day"], day=day,
+           trades=state["trades_today"], wins=state["wins"], losses=state["losses"],
+           pnl=round(state["pnl_today"], 6), fees=round(state["fees_today"], 6))
+    state.update(day=day, trades_today=0, wins=0, losses=0, pnl_today=0.0, fees_today=0.0)
+    if (state["halted"] and cfg.resume_next_day and state.get("halt_kind") in AUTO_RESUMABLE
+            and (state.get("halt_day") or "") < day):
+        record(journal, now, cfg.mode, "auto_resume", cleared=state["halt_reason"],
+               halted_at=state["halted_at"], reason="new UTC day and RESUME_NEXT_DAY=1")
+        log.warning("halt cleared by the new UTC day %s (RESUME_NEXT_DAY=1): was %s", day, state["halt_reason"])
+        clear_halt(state)
+
+
+def apply_fill(st: dict, trade_id: str, asset: str, window_start: Any, side: str, amount: float, price: float,
+               shares: float, fee: float, now: float) -> bool:
+    """Count a fill (open exposure, today's trades, cooldown); False if already counted."""
+    if trade_id in st["open"] or trade_id in st["settled_ids"]:
+        return False
+    st["open"][trade_id] = {
+        "asset": asset.upper(), "window_start": _norm_window_start(window_start),
+        "side": side.upper(), "amount": float(amount), "price": float(price),
+        "shares": float(shares), "fee": float(fee), "filled_at": now,
+    }
+    st["trades_today"] += 1
+    st["fees_today"] += float(fee)
+    st["last_trade_at"] = now
+    return True
+
+
+def apply_settled(st: dict, cfg: Config, trade_id: str, pnl: float, now: float, outcome: str | None,
+                  journal: list[dict]) -> tuple[bool, str | None]:
+    """Book a settlement: (counted, the halt reason if it tripped a halt)."""
+    if trade_id in st["settled_ids"]:
+        return False, None
+    if st["open"].pop(trade_id, None) is None:
+        log.warning("settlement of %s without a known fill: P&L counted, no exposure to release", trade_id)
+    st["settled_ids"] = (st["settled_ids"] + [trade_id])[-SETTLED_MEMORY:]
+    pnl = float(pnl)
+    st["pnl_today"] += pnl
+    won = outcome == "won" if outcome in ("won", "lost") else (pnl > 0 if pnl != 0 else None)
+    if won is True:
+        st["wins"] += 1
+        st["consecutive_losses"] = 0
+    elif won is False:
+        st["losses"] += 1
+        st["consecutive_losses"] += 1
+    if won is not False or st["halted"]:
+        return True, None
+    reason = None
+    if st["pnl_today"] <= -cfg.max_daily_loss + EPS:
+        reason, kind = (f"daily loss limit: today's P&L ${st['pnl_today']:.2f} reached MAX_DAILY_LOSS"
+                        f" ${cfg.max_daily_loss:.2f} (UTC day {st['day']})"), "daily_loss"
+    elif st["consecutive_losses"] >= cfg.max_consecutive_losses:
+        reason, kind = (f"{st['consecutive_losses']} consecutive losses"
+                        f" (MAX_CONSECUTIVE_LOSSES={cfg.max_consecutive_losses})"), "consecutive_losses"
+    if reason is not None:
+        set_halt(st, reason, kind, now, journal, cfg.mode)
+    return True, reason
+
+
 class RiskBook:
     """Guard state shared by the executor (check/on_fill/on_settled) and `python -m risk`."""
 
@@ -155,34 +234,19 @@ class RiskBook:
                     log.error("could not append %s to the risk journal %s (%s); state is saved, going on",
                               record.get("event"), self.journal_path, exc)
 
-    # ---- state transitions --------------------------------------------------------------
+    # ---- state transitions (pure functions of the state, shared with risk.replay) --------
     def _record(self, journal: list[dict], now: float, event: str, **fields: Any) -> None:
-        journal.append({"ts": iso_utc(now), "event": event, "mode": self.cfg.mode, **fields})
+        record(journal, now, self.cfg.mode, event, **fields)
 
     def _set_halt(self, state: dict, reason: str, kind: str, now: float, journal: list[dict]) -> None:
-        state.update(halted=True, halt_reason=reason, halt_kind=kind, halted_at=now, halt_day=utc_day(now))
-        self._record(journal, now, "halt", kind=kind, reason=reason)
-        log.warning("HALTED (%s): %s", kind, reason)
+        set_halt(state, reason, kind, now, journal, self.cfg.mode)
 
     def _roll(self, state: dict, now: float, journal: list[dict]) -> None:
-        day = utc_day(now)
-        if day <= state["day"]:
-            return  # same day, or the clock went back: never roll backwards
-        self._record(journal, now, "day_rollover", previous_day=state["day"], day=day,
-                     trades=state["trades_today"], wins=state["wins"], losses=state["losses"],
-                     pnl=round(state["pnl_today"], 6), fees=round(state["fees_today"], 6))
-        state.update(day=day, trades_today=0, wins=0, losses=0, pnl_today=0.0, fees_today=0.0)
-        if (state["halted"] and self.cfg.resume_next_day and state.get("halt_kind") in AUTO_RESUMABLE
-                and (state.get("halt_day") or "") < day):
-            self._record(journal, now, "auto_resume", cleared=state["halt_reason"],
-                         halted_at=state["halted_at"], reason="new UTC day and RESUME_NEXT_DAY=1")
-            log.warning("halt cleared by the new UTC day %s (RESUME_NEXT_DAY=1): was %s", day, state["halt_reason"])
-            self._clear_halt(state)
+        roll(state, now, journal, self.cfg)
 
     @staticmethod
     def _clear_halt(state: dict) -> None:
-        state.update(halted=False, halt_reason=None, halt_kind=None, halted_at=None, halt_day=None,
-                     consecutive_losses=0)
+        clear_halt(state)
 
     # ---- the interface -------------------------------------------------------------------
     def check(self, asset: str, window_start: Any, amount: float, now: float | None = None) -> str | None:
@@ -217,17 +281,8 @@ class RiskBook:
         """
         now = self.clock() if now is None else now
         with self._txn(now) as (st, _journal):
-            if trade_id in st["open"] or trade_id in st["settled_ids"]:
+            if not apply_fill(st, trade_id, asset, window_start, side, amount, price, shares, fee, now):
                 log.info("fill %s already counted; ignored", trade_id)
-                return
-            st["open"][trade_id] = {
-                "asset": asset.upper(), "window_start": _norm_window_start(window_start),
-                "side": side.upper(), "amount": float(amount), "price": float(price),
-                "shares": float(shares), "fee": float(fee), "filled_at": now,
-            }
-            st["trades_today"] += 1
-            st["fees_today"] += float(fee)
-            st["last_trade_at"] = now
 
     def on_settled(self, trade_id: str, pnl: float, now: float | None = None, *,
                    outcome: str | None = None) -> str | None:
@@ -237,36 +292,11 @@ class RiskBook:
         (0 is a push: neither). Idempotent per trade_id.
         """
         now = self.clock() if now is None else now
-        cfg = self.cfg
         with self._txn(now) as (st, journal):
-            if trade_id in st["settled_ids"]:
+            counted, reason = apply_settled(st, self.cfg, trade_id, pnl, now, outcome, journal)
+            if not counted:
                 log.info("settlement of %s already counted; ignored", trade_id)
-                return None
-            if st["open"].pop(trade_id, None) is None:
-                log.warning("settlement of %s without a known fill: P&L counted, no exposure to release", trade_id)
-            st["settled_ids"] = (st["settled_ids"] + [trade_id])[-SETTLED_MEMORY:]
-            pnl = float(pnl)
-            st["pnl_today"] += pnl
-            won = outcome == "won" if outcome in ("won", "lost") else (pnl > 0 if pnl != 0 else None)
-            if won is True:
-                st["wins"] += 1
-                st["consecutive_losses"] = 0
-            elif won is False:
-                st["losses"] += 1
-                st["consecutive_losses"] += 1
-            if won is not False or st["halted"]:
-                return None
-            if st["pnl_today"] <= -cfg.max_daily_loss + EPS:
-                reason = (f"daily loss limit: today's P&L ${st['pnl_today']:.2f} reached MAX_DAILY_LOSS"
-                          f" ${cfg.max_daily_loss:.2f} (UTC day {st['day']})")
-                self._set_halt(st, reason, "daily_loss", now, journal)
-                return reason
-            if st["consecutive_losses"] >= cfg.max_consecutive_losses:
-                reason = (f"{st['consecutive_losses']} consecutive losses"
-                          f" (MAX_CONSECUTIVE_LOSSES={cfg.max_consecutive_losses})")
-                self._set_halt(st, reason, "consecutive_losses", now, journal)
-                return reason
-        return None
+            return reason
 
     def halt(self, reason: str, now: float | None = None, kind: str = "error") -> bool:
         """Halt for another cause (e.g. the executor's error halt). True if newly halted.

@@ -15,14 +15,14 @@ from __future__ import annotations
 import math
 
 from core.config import Config
-from core.fees import below_minimum
+from core.fees import below_minimum, fee_shares
 
 SIDES = ("UP", "DOWN")
 
 
 def effective_price(ask: float, rate: float, exponent: float) -> float:
-    """USD paid per share kept after the fee, for a buy at `ask`."""
-    k = rate * (ask * (1.0 - ask)) ** exponent
+    """USD paid per share kept after the fee, for a buy at `ask` (inside (0, 1))."""
+    k = fee_shares(1.0, ask, rate, exponent)   # fee shares per share bought
     return math.inf if k >= 1.0 else ask / (1.0 - k)
 
 

@@ -67,7 +67,21 @@ bootstrap_browser() {
 }
 
 bootstrap() {
+  local want
   bootstrap_venv
+  # BROWSER_PATH as the config reads it (.env, then the environment): a bad one is a config error
+  # (one line naming it, exit 2), never silently replaced by a discovered browser.
+  want=$("$PY" -m core.config --raw BROWSER_PATH 2>/dev/null || true)
+  if [ -n "$want" ]; then
+    if [ ! -f "$want" ] || [ ! -x "$want" ]; then
+      "$PY" -m core.config >/dev/null  # prints the config error and exits 2 (set -e)
+      printf 'config error: BROWSER_PATH is not an executable file\n' >&2
+      exit 2
+    fi
+    BROWSER_PATH=$want
+    export BROWSER_PATH
+    return 0
+  fi
   BROWSER_PATH=$(bootstrap_browser) || die "no browser: install Chrome or Chromium, or set BROWSER_PATH"
   export BROWSER_PATH
 }

@@ -1,8 +1,9 @@
 # shellcheck shell=bash
 # Process lifecycle commands of supervisor.sh: start, stop, status, restart, logs, doctor,
 # login, resume, down/up. The careful parts (process identity, the monitor loop, status)
-# live in the Python package monitor/ (`python -m monitor ...`); this file does the lock,
-# the detaching and the user-facing flow. Sourced after sh/bootstrap.sh (needs ROOT, PY, say, die).
+# live in the Python package monitor/ (`python -m monitor ...`; doctor and login in browser_tools/,
+# run through it); this file does the lock, the detaching and the user-facing flow. Sourced after
+# sh/bootstrap.sh (needs ROOT, PY, say, die).
 
 LIVE_PHRASE="I_UNDERSTAND"
 LOCK_FD=9
@@ -85,7 +86,8 @@ cmd_start() {
   "$PY" -m monitor run --lock-fd "$LOCK_FD" </dev/null >>"$mlog" 2>&1 &
   mpid=$!
   eval "exec ${LOCK_FD}>&-"
-  "$PY" -m monitor started --pid "$mpid" --timeout "${SUPERVISOR_START_TIMEOUT:-40}"
+  # How long to wait for the screen: SUPERVISOR_START_TIMEOUT (config: .env or the environment).
+  "$PY" -m monitor started --pid "$mpid"
 }
 
 cmd_stop() {

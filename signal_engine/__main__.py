@@ -16,10 +16,11 @@ import sys
 import time
 from collections.abc import Callable
 
+from core.exit_codes import ExitStatus
+
 from .shutdown import ShutdownRequested, Stopper
 
 log = logging.getLogger("signal_engine")
-EXIT_OK, EXIT_START, EXIT_CONFIG = 0, 1, 2
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -72,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         return _main(args, stopper)
     except ShutdownRequested as stop:
         log.info("%s: stopped", stop)
-        return EXIT_OK
+        return ExitStatus.OK
 
 
 def _main(args: argparse.Namespace, stopper: Stopper) -> int:
@@ -87,19 +88,19 @@ def _main(args: argparse.Namespace, stopper: Stopper) -> int:
         feed = build_feed(cfg)
     except (OSError, ValueError) as exc:
         print(f"signal_engine: cannot build the price feeds {list(cfg.feeds)}: {exc}", file=sys.stderr)
-        return EXIT_START
+        return ExitStatus.ERROR
     engine = SignalEngine(cfg, feed)
     if args.once:
         engine.backfill()
         for doc in engine.tick(write=False).values():
             print(json.dumps(doc, allow_nan=False))
-        return EXIT_OK
+        return ExitStatus.OK
 
     lock_fd = _lock_state_dir(cfg.state_dir / "signal_engine.lock")
     if lock_fd is None:
         print(f"signal_engine: another signal engine is running on {cfg.state_dir}"
               " (signal_engine.lock is held); not starting a second one", file=sys.stderr)
-        return EXIT_START
+        return ExitStatus.ERROR
     engine.guard = stopper.critical
     log.info("starting: mode=%s assets=%s feeds=%s interval=%gs window=%ds stale_after=%gs files=%s",
              cfg.mode, ",".join(cfg.assets), ",".join(cfg.feeds), cfg.signal_interval, cfg.window_seconds,
@@ -114,7 +115,7 @@ def _main(args: argparse.Namespace, stopper: Stopper) -> int:
         for tmp in left:   # atomic_write_bytes removes its temp file on any exit; belt and braces
             tmp.unlink(missing_ok=True)
         log.info("exiting after %d ticks (last seq %d)", engine.ticks, engine.seq)
-    return EXIT_OK
+    return ExitStatus.OK
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ from pathlib import Path
 import requests
 
 from core.durable_files import atomic_write_bytes
+from core.exit_codes import ExitStatus
 
 log = logging.getLogger("fetch_history")
 DEFAULT_BASE_URL = "https://api.binance.com"
@@ -171,7 +172,7 @@ def main(argv: list[str] | None = None, now: Callable[[], float] = time.time) ->
         print(f"fetch_history: need an alphanumeric --symbol (got {a.symbol!r}), 0 < --days <= 3650 "
               f"(got {a.days:g}), --retries >= 1, --backoff >= 0 and --timeout > 0, "
               "e.g. --symbol BTCUSDT --days 30", file=sys.stderr)
-        return 2
+        return ExitStatus.REFUSED
     out = a.out or REPO / "state" / "history" / f"{symbol.lower()}_1m_{a.days:g}d.csv.gz"
     end_ms = int(now() * 1000) // STEP_MS * STEP_MS
     start_ms = end_ms - int(a.days * 86_400_000) // STEP_MS * STEP_MS
@@ -188,22 +189,22 @@ def main(argv: list[str] | None = None, now: Callable[[], float] = time.time) ->
         rows = fetch(a.base_url, symbol, start_ms, end_ms, policy, progress=progress)
     except BadRequest as e:
         print(f"fetch_history: {e}; nothing written", file=sys.stderr)
-        return 2
+        return ExitStatus.REFUSED
     except FetchError as e:
         print(f"fetch_history: {e}; nothing written", file=sys.stderr)
-        return 1
+        return ExitStatus.ERROR
     if not rows:
         print(f"fetch_history: Binance returned no candle for {symbol} in the last {a.days:g} days; "
               "nothing written", file=sys.stderr)
-        return 1
+        return ExitStatus.ERROR
     try:
         write_csv(out, rows)
     except OSError as e:
         print(f"fetch_history: cannot write {out}: {e}", file=sys.stderr)
-        return 2
+        return ExitStatus.REFUSED
     expected = (end_ms - start_ms) // STEP_MS
     print(f"wrote {len(rows)} candles ({expected - len(rows)} missing minutes) to {out}")
-    return 0
+    return ExitStatus.OK
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ import threading
 import time
 from pathlib import Path
 
+from core import procfs
 from core.durable_files import atomic_write_json, read_json, read_jsonl
 from core.window_grid import iso_utc, window_at
 from tests.replica_support import wait_until
@@ -180,35 +181,12 @@ class ExecutorProc:
             return ""
 
 
-def _children_map() -> dict[int, list[int]]:
-    kids: dict[int, list[int]] = {}
-    for d in Path("/proc").iterdir():
-        if not d.name.isdigit():
-            continue
-        try:
-            stat = (d / "stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        kids.setdefault(ppid, []).append(int(d.name))
-    return kids
-
-
 def descendants(pid: int) -> list[int]:
-    kids = _children_map()
-    out, todo = [], [pid]
-    while todo:
-        for c in kids.get(todo.pop(), []):
-            out.append(c)
-            todo.append(c)
-    return out
+    return procfs.descendant_pids(pid)
 
 
 def cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
+    return procfs.cmdline(pid)
 
 
 def browser_main_pid(executor_pid: int) -> int | None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -18,19 +17,6 @@ def risk_cfg(base_env: dict[str, str], **over: object) -> Config:
     env = dict(base_env)
     env.update({k: str(v) for k, v in over.items()})
     return load_config(env)
-
-
-def wait_for(cond, timeout: float = 5.0, what: str = "condition"):
-    """Poll `cond` until truthy or fail after `timeout` s (events we cannot hook directly)."""
-    deadline = time.monotonic() + timeout
-    ev = threading.Event()
-    while True:
-        value = cond()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        ev.wait(0.01)
 
 
 class WebhookServer(ThreadingHTTPServer):

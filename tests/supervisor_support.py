@@ -1,4 +1,4 @@
-"""Helpers for the supervisor tests: run supervisor.sh, describe stub children, wait for things."""
+"""Helpers for the supervisor tests: run supervisor.sh, describe stub children, read pid records."""
 
 from __future__ import annotations
 
@@ -7,9 +7,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
+
+from core import procfs
+from tests.waiting import wait_for
+
+__all__ = ["wait_for"]   # re-exported for test modules that import it from here (test_risk_e2e.py)
 
 REPO = Path(__file__).resolve().parent.parent
 STUB = REPO / "tests" / "supervisor_stub.py"
@@ -42,18 +45,6 @@ def run_sup(env: dict, *args: str, stdin: str | None = None, timeout: float = 90
                           capture_output=True, text=True, timeout=timeout)
 
 
-def wait_for(cond: Callable[[], object], timeout: float, what: str, every: float = 0.05):
-    """Poll `cond` until it returns something truthy; fail with `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = cond()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for: {what}")
-        time.sleep(every)  # polling interval of a deadline-bounded wait, not a synchronisation sleep
-
-
 def pid_record(state_dir: Path, name: str) -> dict | None:
     try:
         return json.loads((state_dir / "pids" / f"{name}.json").read_text())
@@ -69,11 +60,7 @@ def process_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat[stat.rfind(")") + 2:].split()[0] != "Z"
-    except OSError:
-        return True  # no /proc (macOS): kill(0) said it exists
+    return procfs.state(pid) != "Z"  # None without /proc (macOS): kill(0) said it exists
 
 
 def group_alive(pgid: int) -> bool:
@@ -84,19 +71,9 @@ def group_alive(pgid: int) -> bool:
         return False
     except PermissionError:
         return True
-    if not Path("/proc").is_dir():
+    if not procfs.HAVE_PROC:
         return True
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue  # exited while we looked
-        rest = stat[stat.rfind(")") + 2:].split()
-        if len(rest) > 2 and int(rest[2]) == pgid and rest[0] != "Z":
-            return True
-    return False
+    return any(pg == pgid and not procfs.is_zombie(pid) for pid, _pp, pg in procfs.table())
 
 
 class Tracker:

@@ -13,10 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core import fees
-from signal_engine import backtest, model
-from signal_engine.backtest_data import build_windows
-from signal_engine.backtest_engine import (
+from backtest import cli as backtest
+from backtest.data import build_windows
+from backtest.engine import (
     MARKET_PARAMS,
     StrategySettings,
     compute_run,
@@ -27,8 +26,8 @@ from signal_engine.backtest_engine import (
     run_edge,
     walk_forward,
 )
-from signal_engine.backtest_metrics import brier, ece, log_loss, max_drawdown, net_shares, reliability, trade_stats
-from signal_engine.backtest_strategy import (
+from backtest.metrics import brier, ece, log_loss, max_drawdown, reliability, trade_stats
+from backtest.strategy import (
     MarketAssumption,
     asks,
     edge_of,
@@ -37,6 +36,8 @@ from signal_engine.backtest_strategy import (
     lagged,
     seed_trades,
 )
+from core import fees
+from signal_engine import model
 from signal_engine.history import Candles, load_candles
 from tests.model_support import T0, drop_minutes, random_walk_candles, write_csv
 
@@ -141,9 +142,10 @@ def test_scores_by_hand():
 def test_fee_math_matches_core_fees():
     for p in (0.01, 0.2, 0.5, 0.73, 0.99):
         fill = fees.buy(10.0, p)
-        assert float(net_shares(10.0, np.array([p]), 0.07, 1.0)[0]) == pytest.approx(fill.shares, rel=1e-12)
+        kept = float(fees.kept_shares_array(10.0, np.array([p]), 0.07, 1.0)[0])
+        assert kept == pytest.approx(fill.shares, rel=1e-12)
     # $10 at 0.5: 20 shares gross, fee 20 * 0.07 * 0.25 = 0.35 shares, 19.65 kept.
-    assert float(net_shares(10.0, np.array([0.5]), 0.07, 1.0)[0]) == pytest.approx(19.65)
+    assert float(fees.kept_shares_array(10.0, np.array([0.5]), 0.07, 1.0)[0]) == pytest.approx(19.65)
     m = MarketAssumption()
     assert float(fee_per_share(np.array([0.6]), m)[0]) == pytest.approx(0.07 * 0.24)
 
@@ -262,7 +264,7 @@ def test_cli_writes_report_plots_and_summary(tmp_path):
     data = tmp_path / "btcusdt_1m_test.csv.gz"
     write_csv(data, random_walk_candles(30_000, seed=8))
     out = tmp_path / "bt"
-    r = subprocess.run([sys.executable, "-m", "signal_engine.backtest", "--data", str(data), "--out", str(out),
+    r = subprocess.run([sys.executable, "-m", "backtest", "--data", str(data), "--out", str(out),
                         "--asset", "BTC"], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     rep = json.loads((out / "report.json").read_text())
@@ -293,8 +295,9 @@ def test_files_of_one_asset_are_joined(tmp_path):
     assert rep["assets"]["ETH"]["windows"] == 0 and rep["verdicts"][0].startswith("[SKIP] ETH: no usable window")
 
 
-def test_cli_says_clearly_when_data_is_absent(tmp_path, monkeypatch, capsys):
-    r = subprocess.run([sys.executable, "-m", "signal_engine.backtest", "--data", str(tmp_path / "none.csv"),
+@pytest.mark.parametrize("module", ["backtest", "signal_engine.backtest"])   # the old command is an alias
+def test_cli_says_clearly_when_data_is_absent(tmp_path, monkeypatch, capsys, module):
+    r = subprocess.run([sys.executable, "-m", module, "--data", str(tmp_path / "none.csv"),
                         "--out", str(tmp_path / "o")], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "none.csv does not exist" in r.stderr
     monkeypatch.setattr(backtest, "DEFAULT_DATA_DIR", tmp_path / "shared" / "data")

@@ -68,6 +68,13 @@ def test_config_defaults_are_safe(tmp_path: Path):
     ("STATE_DIR", "/proc/definitely/not/here", "STATE_DIR is not a writable directory"),
     ("MODE", "live", "MODE is live, which trades real money and needs an explicit confirmation"),
     ("WINDOW_SECONDS", "abc", "WINDOW_SECONDS is not a whole number"),
+    ("SUPERVISOR_TICK", "nan", "SUPERVISOR_TICK must be a finite number"),
+    ("SUPERVISOR_STOP_TIMEOUT", "nan", "SUPERVISOR_STOP_TIMEOUT must be a finite number"),
+    ("POSITION_SIZE", "nan", "POSITION_SIZE must be a finite number"),
+    ("MAX_DAILY_LOSS", "inf", "MAX_DAILY_LOSS must be a finite number"),
+    ("BROWSER_PATH", "/nonexistent/chrome", "BROWSER_PATH is not an executable file"),
+    ("ASSETS", "BTC,,DOGE", "ASSETS lists an empty asset"),
+    ("MARKET_URL", "http://[x", "MARKET_URL does not parse as a URL"),
 ])
 def test_invalid_config_exits_2_with_one_line(iso_env, var, value, needle):
     env = dict(iso_env, **{var: value})
@@ -123,3 +130,159 @@ def test_env_example_is_valid_and_lists_every_variable(tmp_path: Path):
     assert used - {"DOTENV_PATH"} <= listed, f"missing from .env.example: {sorted(used - listed)}"
     cfg = load_config({"STATE_DIR": str(tmp_path)}, dotenv_path=example, check_dirs=False)
     assert cfg.mode == "demo"
+
+
+def test_an_error_echoes_at_most_80_characters_of_a_value(tmp_path: Path):
+    from core.config import SHOWN_CHARS
+
+    long_value = "x" * 500
+    with pytest.raises(ConfigError) as err:
+        load_config({"POSITION_SIZE": long_value, "STATE_DIR": str(tmp_path)}, dotenv_path=tmp_path / "none",
+                    check_dirs=False)
+    msg = str(err.value)
+    assert "POSITION_SIZE" in msg and "x" * SHOWN_CHARS in msg and "x" * (SHOWN_CHARS + 1) not in msg
+    assert SHOWN_CHARS == 80
+
+
+def test_demo_wallet_password_applies_when_metamask_password_is_unset(tmp_path: Path, monkeypatch):
+    """MODE=demo without METAMASK_PASSWORD: the executor and the replica both get the demo password
+    (one constant), so a standalone `MODE=demo python -m executor` can unlock the replica's wallet."""
+    from core.config import DEMO_WALLET_PASSWORD
+    from monitor.settings import DEMO_WALLET_PASSWORD as monitor_copy
+    from monitor.settings import default_children
+
+    base = {"STATE_DIR": str(tmp_path), "LOG_DIR": str(tmp_path), "PROFILE_DIR": str(tmp_path)}
+    cfg = load_config(base, dotenv_path=tmp_path / "none", check_dirs=False)
+    assert cfg.mode == "demo" and str(cfg.metamask_password) == DEMO_WALLET_PASSWORD == "demo-password"
+    assert monitor_copy is DEMO_WALLET_PASSWORD
+    kids = {c.name: c for c in default_children(cfg, base)}
+    assert kids["replica"].env["REPLICA_WALLET_PASSWORD"] == DEMO_WALLET_PASSWORD
+    assert kids["executor"].env["METAMASK_PASSWORD"] == DEMO_WALLET_PASSWORD
+    assert "demo-password" not in repr(cfg)  # still masked like any password
+    # The user's password wins; paper and live never get a default.
+    cfg = load_config({**base, "METAMASK_PASSWORD": "mine"}, dotenv_path=tmp_path / "none", check_dirs=False)
+    assert str(cfg.metamask_password) == "mine"
+    cfg = load_config({**base, "MODE": "paper"}, dotenv_path=tmp_path / "none", check_dirs=False)
+    assert str(cfg.metamask_password) == ""
+    # The standalone replica reads the same config: its wallet unlocks with the same password.
+    from replica.__main__ import _config_defaults
+
+    for k, v in base.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.setenv("DOTENV_PATH", str(tmp_path / "none"))
+    monkeypatch.delenv("METAMASK_PASSWORD", raising=False)
+    monkeypatch.delenv("MODE", raising=False)
+    assert _config_defaults()["password"] == DEMO_WALLET_PASSWORD
+
+
+def test_procfs_reads_a_live_process_and_answers_absent_for_a_gone_one():
+    from core import procfs
+
+    if not procfs.HAVE_PROC:
+        pytest.skip("no /proc on this system")
+    p = subprocess.Popen([sys.executable, "-c", "import sys; print('ready', flush=True); sys.stdin.read()"],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, env={**os.environ, "PROCFS_TEST_MARK": "1"})
+    try:
+        assert p.stdout.readline() == b"ready\n"  # past its exec: /proc shows the new program
+        assert procfs.state(p.pid) in ("R", "S", "D")
+        assert procfs.parent_and_group(p.pid) == (os.getpid(), os.getpgrp())
+        assert procfs.start_ticks(p.pid).isdigit()
+        assert "sys.stdin.read()" in procfs.cmdline(p.pid) and "\0" not in procfs.cmdline(p.pid)
+        assert b"PROCFS_TEST_MARK=1" in procfs.environ(p.pid)
+        rss, pss = procfs.memory_kb(p.pid)
+        assert rss > 0 and pss > 0 and procfs.status_kb(p.pid, "VmRSS") > 0
+        assert procfs.cpu_seconds(p.pid) >= 0
+        assert p.pid in procfs.pids() and p.pid in procfs.descendant_pids(os.getpid())
+        assert (p.pid, os.getpid(), os.getpgrp()) in procfs.table()
+    finally:
+        p.communicate(timeout=10)
+    assert procfs.stat_fields(p.pid) is None and procfs.start_ticks(p.pid) is None
+    assert procfs.cmdline(p.pid) == "" and procfs.environ(p.pid) is None and procfs.memory_kb(p.pid) is None
+    assert procfs.cpu_seconds(p.pid) is None and not procfs.is_zombie(p.pid)
+
+
+def _cfg_error(tmp_path: Path, **env: str) -> ConfigError:
+    with pytest.raises(ConfigError) as err:
+        load_config({"STATE_DIR": str(tmp_path), **env}, dotenv_path=tmp_path / "none", check_dirs=False)
+    return err.value
+
+
+@pytest.mark.parametrize("env,var,needle", [
+    ({"ASSETS": "BTC,,DOGE"}, "ASSETS", "lists an empty asset"),
+    ({"ASSETS": "BTC,"}, "ASSETS", "lists an empty asset"),
+    ({"ASSETS": "BTC,DOGE"}, "ASSETS", "names 'DOGE', which the demo venue does not quote"),
+    ({"MARKET_URL": "http://127.0.0.1:8765/crypto 15M"}, "MARKET_URL", "must not contain spaces"),
+    ({"MARKET_URL": "http://[x"}, "MARKET_URL", "does not parse as a URL"),
+    ({"MARKET_URL": "http://[hunter2]/x"}, "MARKET_URL", "does not parse as a URL"),
+    ({"MARKET_URL": "http:///crypto/15M"}, "MARKET_URL", "must be an http(s) URL with a host"),
+    ({"BINANCE_URL": "https://api.binance.com:99999"}, "BINANCE_URL", "does not parse as a URL"),
+    ({"COINBASE_URL": "ftp://example.com"}, "COINBASE_URL", "must be an http(s) URL"),
+    ({"SITE_PROFILE": "nosuch"}, "SITE_PROFILE", "names a profile with no file profiles/sites/nosuch.json"),
+    ({"WALLET_PROFILE": "nosuch"}, "WALLET_PROFILE", "names a profile with no file profiles/wallets/nosuch.json"),
+    ({"FEEDS": "replay", "REPLAY_FILE": "/nonexistent/candles.csv"}, "REPLAY_FILE", "cannot be read"),
+    ({"BROWSER_PATH": "/nonexistent/chrome"}, "BROWSER_PATH", "is not an executable file"),
+])
+def test_config_values_are_checked_before_anything_starts(tmp_path: Path, env, var, needle):
+    err = _cfg_error(tmp_path, **env)
+    assert err.var == var and needle in str(err), str(err)
+
+
+def test_a_browser_path_that_is_not_executable_is_refused(tmp_path: Path):
+    plain = tmp_path / "chrome"
+    plain.write_text("not a browser\n")
+    plain.chmod(0o644)
+    err = _cfg_error(tmp_path, BROWSER_PATH=str(plain))
+    assert err.var == "BROWSER_PATH" and "is not an executable file" in str(err)
+    plain.chmod(0o755)
+    assert load_config({"STATE_DIR": str(tmp_path), "BROWSER_PATH": str(plain)}, dotenv_path=tmp_path / "none",
+                       check_dirs=False).browser_path == str(plain)
+
+
+def test_a_replay_file_that_is_a_directory_is_refused(tmp_path: Path):
+    err = _cfg_error(tmp_path, FEEDS="replay", REPLAY_FILE=str(tmp_path))
+    assert err.var == "REPLAY_FILE" and "cannot be read" in str(err)
+    good = tmp_path / "candles.csv"
+    good.write_text("open_time,open,high,low,close,volume\n")
+    cfg = load_config({"STATE_DIR": str(tmp_path), "FEEDS": "replay", "REPLAY_FILE": str(good)},
+                      dotenv_path=tmp_path / "none", check_dirs=False)
+    assert cfg.replay_file == good
+
+
+def test_a_profile_file_that_does_not_parse_is_refused(tmp_path: Path, monkeypatch):
+    import core.config as config
+
+    (tmp_path / "profiles" / "sites").mkdir(parents=True)
+    (tmp_path / "profiles" / "wallets").mkdir(parents=True)
+    (tmp_path / "profiles" / "sites" / "replica.json").write_text('{"selectors": ')
+    (tmp_path / "profiles" / "sites" / "list.json").write_text("[1, 2]")
+    (tmp_path / "profiles" / "wallets" / "metamask.json").write_text("{}")
+    monkeypatch.setattr(config, "REPO_ROOT", tmp_path)
+    err = _cfg_error(tmp_path)
+    assert err.var == "SITE_PROFILE" and "is not valid JSON" in str(err)
+    err = _cfg_error(tmp_path, SITE_PROFILE="list")
+    assert err.var == "SITE_PROFILE" and "is not a JSON object" in str(err)
+
+
+def test_a_bad_webhook_url_is_refused_and_never_echoed(tmp_path: Path):
+    for bad in ("http://[x-hunter2", "http://[hunter2]/x", "https://discord.com/api/webhooks/1/hunter2 x",
+                "https://:99/hunter2", "https://discord.com:hunter2/x"):
+        err = _cfg_error(tmp_path, CLOBBOT_DISCORD_WEBHOOK_URL=bad)
+        assert err.var == "CLOBBOT_DISCORD_WEBHOOK_URL" and "hunter2" not in str(err), str(err)
+
+
+def test_checked_values_that_are_fine_still_load(tmp_path: Path):
+    base = {"STATE_DIR": str(tmp_path)}
+    cfg = load_config({**base, "ASSETS": "BTC,ETH,SOL,XRP", "MARKET_URL": "http://[::1]:8765/crypto/15M",
+                       "CLOBBOT_DISCORD_WEBHOOK_URL": "https://discord.com/api/webhooks/1/tok",
+                       "BROWSER_PATH": sys.executable}, dotenv_path=tmp_path / "none", check_dirs=False)
+    assert cfg.assets == ("BTC", "ETH", "SOL", "XRP") and cfg.browser_path == sys.executable
+    # Paper and live trade the real site's assets: the demo venue's list does not apply.
+    cfg = load_config({**base, "MODE": "paper", "ASSETS": "DOGE"}, dotenv_path=tmp_path / "none", check_dirs=False)
+    assert cfg.assets == ("DOGE",)
+
+
+def test_demo_assets_are_the_ones_the_replica_quotes():
+    from core.config import DEMO_ASSETS
+    from replica.pricing import BASE_PRICES
+
+    assert set(DEMO_ASSETS) == set(BASE_PRICES)

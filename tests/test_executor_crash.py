@@ -209,3 +209,24 @@ def test_live_without_password_refuses_with_one_line(env, tmp_path):
     lines = [ln for ln in out.stderr.splitlines() if "METAMASK_PASSWORD" in ln]
     assert len(lines) == 1 and "live mode" in lines[0]
     assert not list((Path(env["LOG_DIR"])).glob("trades.jsonl"))
+
+
+def test_a_second_executor_on_the_same_state_refuses_naming_the_first(env, signals, procs):
+    first = procs(env)
+    wait_until(lambda: state(env).get("status") in ("watching", "trading"), 90, what="the first executor watching")
+    second = procs(env)
+    assert second.wait(60) == 2
+    text = second.log_text()
+    lines = [ln for ln in text.splitlines() if "already in use" in ln]
+    assert len(lines) == 1 and f"pid {first.pid}" in lines[0], text
+    assert first.running() and state(env).get("pid") == first.pid     # the second never touched executor.json
+    # paper/live: another state directory but the same browser profile (the wallet) is refused too
+    other = {**env, "MODE": "paper", "WINDOW_SECONDS": "900", "ENTRY_END": "600", "SITE_PROFILE": "replica",
+             "STATE_DIR": env["STATE_DIR"] + "-2", "LOG_DIR": env["LOG_DIR"] + "-2", "CHROME_PROFILE": "wallet"}
+    paper = procs(other)
+    wait_until(lambda: state(other).get("status") in ("watching", "trading"), 90, what="the paper executor")
+    clash = procs({**other, "STATE_DIR": env["STATE_DIR"] + "-3", "LOG_DIR": env["LOG_DIR"] + "-3"})
+    assert clash.wait(60) == 2 and f"pid {paper.pid}" in clash.log_text() and "browser profile" in clash.log_text()
+    assert first.stop() == 0 and paper.stop() == 0
+    third = procs(env)                                                  # the lock went with the first process
+    wait_until(lambda: state(env).get("pid") == third.pid, 90, what="a new executor taking over")

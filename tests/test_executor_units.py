@@ -15,6 +15,7 @@ from executor import decision, wallet_guard
 from executor.journal import DecisionLog, TradeJournal
 from executor.profiles import ProfileError, SiteProfile, WalletProfile, fill
 from executor.signals import SignalWatcher
+from executor.trade import Outcome
 
 REPO = Path(__file__).resolve().parent.parent
 W0 = 1_767_225_600  # a window start on the 900 s grid
@@ -183,7 +184,7 @@ def test_journal_open_intents_and_windows(tmp_path):
     j.append("intent", "BTC", W0 + 1800, "c")
     j.append("unknown", "BTC", W0 + 1800, "c")
     assert [i["trade_id"] for i in j.open_intents()] == ["a", "c"]
-    assert j.traded_windows() == {("BTC", W0), ("BTC", W0 + 900), ("BTC", W0 + 1800)}
+    assert all(j.traded("BTC", W0 + k * 900) for k in range(3)) and not j.traded("BTC", W0 + 2700)
     assert [f["trade_id"] for f in j.unsettled_fills()] == ["b"]
     j.append("settled", "BTC", W0 + 900, "b", outcome="won")
     assert j.unsettled_fills() == []
@@ -288,30 +289,84 @@ def test_signal_watcher_reacts_once_per_replace_not_to_its_own_reads(tmp_path):
         w.stop()
 
 
-# ---- paper settlement (no browser: the runner's settlement pass on a journal) ------------------
-def test_paper_settlement_from_signal_prices(tmp_path):
-    from core.config import load_config
-    from executor.runner import Executor
+# ---- paper settlement (no browser: the paper venue's window result through the settler) -------
+class PaperDesk:
+    """The executor's bookkeeping parts on tmp dirs in paper, with a settable clock."""
 
-    env = {"MODE": "paper", "STATE_DIR": str(tmp_path / "state"), "LOG_DIR": str(tmp_path / "logs"),
-           "PROFILE_DIR": str(tmp_path / "profiles"), "SITE_PROFILE": "replica"}
-    cfg = load_config(env, dotenv_path=tmp_path / "no.env")
-    now = [W0 + 905.0]
-    ex = Executor(cfg, clock=lambda: now[0])
-    j = ex.journal
+    def __init__(self, tmp_path):
+        from core.config import load_config
+        from executor.outcomes import Recorder
+        from executor.risk_gate import RiskGate
+        from executor.services import Services
+        from executor.settlement import Settler
+        from executor.venue_paper import PaperVenue, WindowPrices
+
+        env = {"MODE": "paper", "STATE_DIR": str(tmp_path / "state"), "LOG_DIR": str(tmp_path / "logs"),
+               "PROFILE_DIR": str(tmp_path / "profiles"), "SITE_PROFILE": "replica"}
+        self.cfg = load_config(env, dotenv_path=tmp_path / "no.env")
+        self.now = W0 + 905.0
+        self.svc = Services.build(self.cfg, clock=lambda: self.now)
+        self.prices = WindowPrices()
+        self.faults: list[str | None] = []
+        self.gate = RiskGate(self.cfg, self.svc.clock, self.svc.journal.events, self.faults.append)
+        self.gate.start()
+        self.recorder = Recorder(self.svc, self.gate)
+        venue = PaperVenue(self.cfg, self.svc.tick, lambda: False, self.prices, self.svc.clock)
+        self.settler = Settler(self.svc, venue, self.recorder)
+
+    def settled(self) -> list[dict]:
+        return [t for t in read_jsonl(self.cfg.trades_path) if t["event"] == "settled"]
+
+
+def test_paper_settlement_from_signal_prices(tmp_path):
+    d = PaperDesk(tmp_path)
+    j = d.svc.journal
     j.append("intent", "BTC", W0, "t-up", slug="s", side="UP", amount=10.0, price=0.5)
     j.append("filled", "BTC", W0, "t-up", simulated=True, side="UP", amount=10.0, price=0.5, shares=19.65, fee=0.175)
-    ex.prices[("BTC", W0)] = {"open": 100.0, "last": 101.0}
-    ex._settle_due()
-    assert [t["event"] for t in j.events()].count("settled") == 0   # next window's open not known yet, < 5 s
-    ex.prices[("BTC", W0 + 900)] = {"open": 100.0}                   # close == open: ties go Up
-    ex._settle_due()
-    settled = [t for t in j.events() if t["event"] == "settled"]
+    d.prices.set("BTC", W0, open=100.0, last=101.0)
+    d.settler.run()
+    assert d.settled() == []                                          # next window's open not known yet, < 5 s
+    d.prices.set("BTC", W0 + 900, open=100.0)                         # close == open: ties go Up
+    d.settler.run()
+    settled = d.settled()
     assert len(settled) == 1 and settled[0]["outcome"] == "won"
     assert settled[0]["pnl"] == pytest.approx(settled[0]["payout"] - 10.0)
     assert settled[0]["payout"] == pytest.approx(20.0 * (1 - 0.07 * 0.25))
-    ex._settle_due()
-    assert len([t for t in j.events() if t["event"] == "settled"]) == 1   # once
+    d.settler.run()
+    assert len(d.settled()) == 1                                      # once
+    assert d.gate.book.status(d.now)["pnl_today"] == pytest.approx(settled[0]["pnl"])
+
+
+def test_a_settlement_the_risk_book_cannot_record_halts_until_resume(tmp_path, monkeypatch):
+    from executor import risk_gate
+    from risk.guards import RiskBook
+
+    d = PaperDesk(tmp_path)
+    gate, now = d.gate, d.now
+    d.svc.journal.append("intent", "BTC", W0, "t1", slug="s", side="UP", amount=10.0, price=0.5)
+    d.recorder.outcome("BTC", W0, "t1", Outcome("filled", "simulated", "paper", {"side": "UP", "amount": 10.0,
+                                                                                "price": 0.5}))
+    assert gate.book.status(now)["open_positions"] == 1 and gate.fault is None
+
+    def broken(*args, **kwargs):
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(RiskBook, "on_settled", broken)
+    d.prices.set("BTC", W0, open=100.0)
+    d.prices.set("BTC", W0 + 900, open=90.0)                                # the UP position lost
+    d.settler.run()
+    assert len(d.settled()) == 1                                            # the journal has it
+    assert gate.fault and "could not record settlement t1" in gate.fault and d.faults[-1] == gate.fault
+    monkeypatch.setattr(risk_gate.replay, "rebuild", broken)                # the book cannot be rebuilt: closed
+    assert gate.check("BTC", W0 + 900, 10.0, now).startswith("risk book unavailable: could not record")
+    monkeypatch.undo()                                                      # the book works again
+    monkeypatch.setattr(risk_gate, "RETRY_S", 0.0)
+    why = gate.check("BTC", W0 + 900, 10.0, now)
+    assert why.startswith("halted: could not record settlement t1") and d.faults[-1] is None
+    status = RiskBook(d.cfg).status(now)
+    assert status["halted"] and status["losses"] == 1 and status["open_positions"] == 0   # replayed from the journal
+    RiskBook(d.cfg).resume(now)
+    assert gate.check("BTC", W0 + 900, 10.0, now + 200) is None   # after the cooldown: free again
 
 
 def test_bad_browser_path_refuses_with_one_line(tmp_path):

@@ -9,8 +9,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from backtest.metrics import ece
 from signal_engine import model
-from signal_engine.backtest_metrics import ece
 
 NOW = 4000.0
 TIMES = np.arange(0.0, NOW + 1.0)          # 1-s ticks, as the live engine keeps them

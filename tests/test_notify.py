@@ -9,7 +9,8 @@ import time
 import pytest
 
 from notify import Notifier, summary_text
-from tests.risk_support import WebhookServer, risk_cfg, wait_for
+from tests.risk_support import WebhookServer, risk_cfg
+from tests.waiting import wait_for
 
 PASSWORD = "hunter2-Pa55word"
 
@@ -145,7 +146,7 @@ def test_a_full_queue_drops_without_blocking(iso_env, webhook, notifiers):
     srv = webhook("hang")
     n = notifiers(cfg_for(iso_env, srv.url), timeout=2.0, retries=0, queue_size=2)
     longest, _ = paced_loop(lambda i: n.send("fill", f"m{i}"), ticks=10, cadence=0.0)
-    wait_for(lambda: srv.hanging >= 1, what="the worker to reach the hanging webhook")
+    wait_for(lambda: srv.hanging >= 1, 5.0, "the worker to reach the hanging webhook")
     assert longest < 0.1
     assert n.stats["queued"] + n.stats["dropped"] == 10 and n.stats["dropped"] >= 7
 

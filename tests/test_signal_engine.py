@@ -24,20 +24,9 @@ from core.durable_files import read_json, read_jsonl
 from signal_engine.feeds import BinanceFeed, CoinbaseFeed, FallbackChain, ReplayFeed, SimFeed
 from signal_engine.publisher import SignalEngine
 from tests.feed_server import FeedServer
+from tests.waiting import wait_for
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-def wait_for(cond, timeout: float, what: str, every: float = 0.02):
-    """Poll `cond` until it returns a truthy value; fail naming `what` after `timeout` s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = cond()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(every)
 
 
 class FakeClock:

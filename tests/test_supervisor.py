@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from core import procfs
 from tests.supervisor_support import (
     FAST_KNOBS,
     Tracker,
@@ -27,9 +28,9 @@ from tests.supervisor_support import (
     process_alive,
     run_sup,
     stub_child,
-    wait_for,
     write_children,
 )
+from tests.waiting import wait_for
 
 
 @pytest.fixture
@@ -331,8 +332,7 @@ def test_live_start_needs_the_phrase_and_passes_it_only_through_the_environment(
     assert seen["MODE"] == "live" and seen["LIVE_CONFIRM"] == "I_UNDERSTAND"
     for name in ("monitor", "alpha"):
         pid = pid_record(state, name)["pid"]
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes() if Path("/proc").is_dir() else b""
-        assert b"I_UNDERSTAND" not in cmdline
+        assert "I_UNDERSTAND" not in procfs.cmdline(pid)  # "" without /proc
     assert run_sup(env, "status").stdout.startswith("mode live")
 
 

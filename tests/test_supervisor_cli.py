@@ -17,9 +17,9 @@ from tests.supervisor_support import (
     Tracker,
     run_sup,
     stub_child,
-    wait_for,
     write_children,
 )
+from tests.waiting import wait_for
 
 
 def _free_port() -> int:
@@ -109,3 +109,22 @@ def test_start_refuses_when_the_demo_ports_are_taken(env):
     assert r.returncode == 2, r.stdout + r.stderr
     assert f"REPLICA_PORT={port} is already in use" in r.stderr and "nothing started" in r.stderr
     assert not list((Path(env["STATE_DIR"]) / "pids").glob("*.json"))
+
+
+@pytest.mark.parametrize("where", ["environment", ".env"])
+def test_a_bad_browser_path_refuses_start_with_one_line_exit_2(env, tmp_path, where):
+    """BROWSER_PATH that is not an executable: one config-error line naming it, exit 2, nothing started;
+    from .env as much as from the environment (never silently replaced by a discovered browser)."""
+    bad = "/nonexistent/" + "chrome" * 30  # long: the line echoes at most 80 characters of it
+    env.pop("BROWSER_PATH", None)
+    if where == ".env":
+        (tmp_path / "cli.env").write_text(f"MODE=demo\nBROWSER_PATH={bad}\n")
+    else:
+        env["BROWSER_PATH"] = bad
+    r = run_sup(env, "start", timeout=120)
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert len(lines) == 1 and lines[0].startswith("config error: BROWSER_PATH is not an executable file"), lines
+    assert bad not in lines[0] and bad[:70] in lines[0]
+    assert not (Path(env["STATE_DIR"]) / "supervisor.json").exists()
+    assert not (Path(env["STATE_DIR"]) / "pids" / "monitor.json").exists()

@@ -4,16 +4,17 @@ real Chromium), a trade is journaled within two accelerated windows, `stop` leav
 from __future__ import annotations
 
 import json
-import os
 import socket
 import time
 from pathlib import Path
 
 import pytest
 
+from core import procfs
 from core.durable_files import read_jsonl
 from monitor.procs import TAG_VAR, Ident
-from tests.supervisor_support import Tracker, process_alive, run_sup, wait_for
+from tests.supervisor_support import Tracker, process_alive, run_sup
+from tests.waiting import wait_for
 
 WINDOW = 12
 
@@ -30,20 +31,14 @@ def _tagged_anywhere(tag: str) -> list[int]:
     """Pids of live processes carrying this run's environment tag (Linux)."""
     out = []
     needle = f"{TAG_VAR}={tag}".encode()
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            env = Path(f"/proc/{entry}/environ").read_bytes()
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue  # exited, or not ours
-        if needle in env.split(b"\0") and stat[stat.rfind(")") + 2:].split()[0] != "Z":
-            out.append(int(entry))
+    for pid in procfs.pids():
+        env = procfs.environ(pid)  # None: exited, or not ours
+        if env is not None and needle in env and procfs.state(pid) not in (None, "Z"):
+            out.append(pid)
     return out
 
 
-@pytest.mark.skipif(not Path("/proc").is_dir(), reason="checks leftovers through /proc")
+@pytest.mark.skipif(not procfs.HAVE_PROC, reason="checks leftovers through /proc")
 def test_demo_start_trades_and_stop_leaves_nothing(iso_env, tmp_path):
     env = dict(iso_env)
     env.update(DOTENV_PATH=str(tmp_path / "e2e.env"), WINDOW_SECONDS=str(WINDOW),

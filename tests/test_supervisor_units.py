@@ -1,20 +1,219 @@
-"""Unit-level checks of the supervisor's Python half: back-off, rotation, process identity."""
+"""Unit-level checks of the supervisor's Python half: back-off, rotation, process identity, the
+child state machine's transition table, SUPERVISOR_* knobs from the config (and .env)."""
 
 from __future__ import annotations
 
+import itertools
+import logging
 import os
 import subprocess
 import sys
+import time
+from pathlib import Path
 
+import pytest
+
+from core.config import ConfigError, load_config
+from core.exit_codes import ExitStatus
 from monitor.procs import Ident, descendants, ident_of, signal_group
 from monitor.rotate import rotate_logs
-from monitor.settings import Knobs, knobs_from_env
+from monitor.settings import ChildSpec, Knobs, children_for, default_children, knobs_of
+from monitor.states import TRANSITIONS, ChildState, IllegalTransition, check_transition
+from monitor.supervise import Child
+
+REPO = Path(__file__).resolve().parent.parent
 
 
-def test_backoff_doubles_from_one_second_up_to_sixty():
+def _dirs(tmp_path: Path, **extra: str) -> dict[str, str]:
+    return {"STATE_DIR": str(tmp_path), "LOG_DIR": str(tmp_path), "PROFILE_DIR": str(tmp_path), **extra}
+
+
+def test_backoff_doubles_from_one_second_up_to_sixty(tmp_path):
     k = Knobs()
     assert [k.backoff(n) for n in range(1, 9)] == [1, 2, 4, 8, 16, 32, 60, 60]
-    assert knobs_from_env({}).max_fails == 5
+    knobs = knobs_of(load_config(_dirs(tmp_path), dotenv_path=tmp_path / "no.env", check_dirs=False))
+    assert knobs == Knobs() and knobs.max_fails == 5
+
+
+# ---- the child state machine ---------------------------------------------------------------
+
+LEGAL = {
+    ("stopped", "starting"),
+    ("starting", "running"), ("starting", "exited"), ("starting", "down"), ("starting", "stopped"),
+    ("running", "stopping"),
+    ("stopping", "exited"), ("stopping", "down"), ("stopping", "stopped"),
+    ("exited", "backoff"), ("exited", "FATAL"),
+    ("backoff", "running"), ("backoff", "exited"), ("backoff", "down"), ("backoff", "stopped"),
+    ("FATAL", "starting"), ("FATAL", "stopped"),
+    ("down", "starting"),
+}
+ALL_PAIRS = list(itertools.product(ChildState, ChildState))
+
+
+def test_the_states_are_supervisords_plus_down_with_the_contract_spellings():
+    assert {s.name for s in ChildState} == {"STOPPED", "STARTING", "RUNNING", "BACKOFF", "STOPPING", "EXITED",
+                                             "FATAL", "DOWN"}
+    # What state/supervisor.json and `status` show (README, docs/supervisor.md): unchanged spellings.
+    assert {s.name: s.value for s in ChildState if s.value in ("running", "backoff", "FATAL", "down", "stopped")} \
+        == {"RUNNING": "running", "BACKOFF": "backoff", "FATAL": "FATAL", "DOWN": "down", "STOPPED": "stopped"}
+    assert set(TRANSITIONS) == set(ChildState)
+    assert {(a.value, b.value) for a, bs in TRANSITIONS.items() for b in bs} == LEGAL
+
+
+@pytest.mark.parametrize("old,new", [p for p in ALL_PAIRS if (p[0].value, p[1].value) in LEGAL],
+                         ids=lambda s: s.name)
+def test_every_legal_transition_is_taken(old, new):
+    c = Child(ChildSpec("alpha", ("true",), (), 30.0), old)
+    c.to(new)
+    assert c.state is new
+
+
+@pytest.mark.parametrize("old,new", [p for p in ALL_PAIRS if (p[0].value, p[1].value) not in LEGAL],
+                         ids=lambda s: s.name)
+def test_every_illegal_transition_raises_and_is_logged(old, new, caplog):
+    c = Child(ChildSpec("alpha", ("true",), (), 30.0), old)
+    with caplog.at_level(logging.ERROR, logger="monitor"), pytest.raises(IllegalTransition, match=old.name):
+        c.to(new)
+    assert c.state is old
+    assert f"alpha: illegal state transition {old.name} -> {new.name}" in caplog.text
+    with pytest.raises(IllegalTransition):
+        check_transition("alpha", old, new)
+
+
+def test_a_childs_state_changes_only_through_the_table():
+    c = Child(ChildSpec("alpha", ("true",), (), 30.0))
+    assert c.state is ChildState.STOPPED
+    with pytest.raises(AttributeError):
+        c.state = ChildState.RUNNING  # type: ignore[misc]  # no setter: every change goes through .to()
+
+
+def test_a_monitor_walks_a_crashing_child_through_the_table(tmp_path, monkeypatch):
+    """The real Monitor: autostart, run, exit, back-off, FATAL, shutdown; every change through the table."""
+    import monitor.supervise as supervise
+    from monitor.settings import paths_of
+
+    taken: list[tuple[str, str]] = []
+
+    def recording(name, old, new):
+        taken.append((old.value, new.value))
+        return check_transition(name, old, new)
+
+    monkeypatch.setattr(supervise, "check_transition", recording)
+    cfg = load_config(_dirs(tmp_path, SUPERVISOR_MAX_FAILS="2", SUPERVISOR_MIN_UPTIME="60",
+                            SUPERVISOR_BACKOFF_BASE="0.01"), dotenv_path=tmp_path / "no.env")
+    spec = ChildSpec("crash", (sys.executable, "-c", "raise SystemExit(1)"), (), 30.0)
+    mon = supervise.Monitor(cfg, [spec], knobs_of(cfg), paths_of(cfg))
+    c = mon.children[0]
+    deadline = time.monotonic() + 30
+    while c.state is not ChildState.FATAL and time.monotonic() < deadline:
+        mon.tick()
+        if c.proc is not None:
+            c.proc.wait(timeout=10)  # it exits at once: wait for that, no sleep
+    mon.shutdown()
+    run = [("running", "stopping"), ("stopping", "exited")]
+    assert taken == [("stopped", "starting"), ("starting", "running"), *run, ("exited", "backoff"),
+                     ("backoff", "running"), *run, ("exited", "FATAL"), ("FATAL", "stopped")]
+    assert c.failures == 2 and "2 failed starts in a row" in c.fatal_reason
+    assert mon.status_doc(0.0)["children"]["crash"]["state"] == "stopped"
+
+
+@pytest.mark.parametrize("code,fatal_after_starts", [(2, 1), (1, 3)])
+def test_a_child_exiting_2_is_not_restarted(tmp_path, code, fatal_after_starts):
+    """Exit 2 (ExitStatus.REFUSED: its own config check refused): FATAL at once, never restarted.
+    Any other failing exit goes through the back-off until MAX_FAILS (3 here)."""
+    from monitor.settings import paths_of
+    from monitor.supervise import Monitor
+
+    cfg = load_config(_dirs(tmp_path, SUPERVISOR_MAX_FAILS="3", SUPERVISOR_MIN_UPTIME="60",
+                            SUPERVISOR_BACKOFF_BASE="0.01"), dotenv_path=tmp_path / "no.env")
+    spec = ChildSpec("picky", (sys.executable, "-c", f"raise SystemExit({code})"), (), 30.0)
+    mon = Monitor(cfg, [spec], knobs_of(cfg), paths_of(cfg))
+    c = mon.children[0]
+    deadline = time.monotonic() + 30
+    while c.state is not ChildState.FATAL and time.monotonic() < deadline:
+        mon.tick()
+        if c.proc is not None:
+            c.proc.wait(timeout=10)
+    for _ in range(5):
+        mon.tick()  # FATAL stays FATAL: nothing restarts it
+    assert c.state is ChildState.FATAL and c.starts == fatal_after_starts and c.last_exit["code"] == code
+    doc = mon.status_doc(0.0)["children"]["picky"]
+    assert doc["state"] == "FATAL"
+    if code == 2:
+        assert "refused to run (exit 2" in doc["fatal_reason"] and "not restarted" in doc["fatal_reason"]
+    else:
+        assert "3 failed starts in a row" in doc["fatal_reason"]
+    mon.shutdown()
+
+
+def test_exit_status_values_are_the_documented_contract():
+    assert [int(s) for s in ExitStatus] == [0, 1, 2, 3]
+    assert (ExitStatus.OK, ExitStatus.ERROR, ExitStatus.REFUSED, ExitStatus.NOT_ALL_UP) == (0, 1, 2, 3)
+
+
+# ---- SUPERVISOR_* knobs are config -----------------------------------------------------------
+
+def test_supervisor_knobs_in_a_dotenv_file_take_effect(tmp_path):
+    dotenv = tmp_path / "user.env"
+    dotenv.write_text("SUPERVISOR_TICK=0.5\nSUPERVISOR_STOP_TIMEOUT=7\nSUPERVISOR_MAX_FAILS=9\n"
+                      "SUPERVISOR_BACKOFF_BASE=2\nSUPERVISOR_BACKOFF_MAX=30\nSUPERVISOR_MIN_UPTIME=3\n"
+                      "SUPERVISOR_LOG_MAX_BYTES=4096\nSUPERVISOR_LOG_KEEP=5\nSUPERVISOR_START_TIMEOUT=90\n"
+                      "SUPERVISOR_STALE_EXECUTOR=123\n")
+    cfg = load_config(_dirs(tmp_path), dotenv_path=dotenv)
+    assert knobs_of(cfg) == Knobs(backoff_base=2, backoff_max=30, min_uptime=3, max_fails=9, stop_timeout=7,
+                                  tick=0.5, log_max_bytes=4096, log_keep=5)
+    assert cfg.supervisor_start_timeout == 90
+    kids = {c.name: c for c in default_children(cfg, _dirs(tmp_path))}
+    assert kids["executor"].stale_after == 123
+    assert kids["replica"].stale_after == 30  # unset: the default
+    # The environment wins over .env, as for every other variable.
+    cfg = load_config(_dirs(tmp_path, SUPERVISOR_TICK="0.1", SUPERVISOR_STALE_EXECUTOR="50"), dotenv_path=dotenv)
+    assert knobs_of(cfg).tick == 0.1 and cfg.stale_after_for("executor", 1.0) == 50
+
+
+def test_children_file_from_dotenv_applies(tmp_path):
+    children = tmp_path / "children.json"
+    children.write_text('{"children": [{"name": "solo", "argv": ["{python}", "-c", "pass"], "stale_after": 4}]}')
+    dotenv = tmp_path / "user.env"
+    dotenv.write_text(f"SUPERVISOR_CHILDREN_FILE={children}\nSUPERVISOR_STALE_SOLO=8\n")
+    cfg = load_config(_dirs(tmp_path), dotenv_path=dotenv)
+    specs = children_for(cfg)
+    assert [s.name for s in specs] == ["solo"] and specs[0].stale_after == 8
+
+
+@pytest.mark.parametrize("var,value,needle", [
+    ("SUPERVISOR_TICK", "nan", "SUPERVISOR_TICK must be a finite number"),
+    ("SUPERVISOR_STOP_TIMEOUT", "nan", "SUPERVISOR_STOP_TIMEOUT must be a finite number"),
+    ("SUPERVISOR_STOP_TIMEOUT", "inf", "SUPERVISOR_STOP_TIMEOUT must be a finite number"),
+    ("SUPERVISOR_TICK", "0", "SUPERVISOR_TICK must be >= 0.01"),
+    ("SUPERVISOR_BACKOFF_BASE", "-1", "SUPERVISOR_BACKOFF_BASE must be >= 0.01"),
+    ("SUPERVISOR_BACKOFF_MAX", "0.5", "SUPERVISOR_BACKOFF_MAX must be >= SUPERVISOR_BACKOFF_BASE"),
+    ("SUPERVISOR_MIN_UPTIME", "-inf", "SUPERVISOR_MIN_UPTIME must be a finite number"),
+    ("SUPERVISOR_MAX_FAILS", "0", "SUPERVISOR_MAX_FAILS must be >= 1"),
+    ("SUPERVISOR_MAX_FAILS", "2.5", "SUPERVISOR_MAX_FAILS is not a whole number"),
+    ("SUPERVISOR_LOG_MAX_BYTES", "10", "SUPERVISOR_LOG_MAX_BYTES must be >= 1024"),
+    ("SUPERVISOR_LOG_KEEP", "0", "SUPERVISOR_LOG_KEEP must be >= 1"),
+    ("SUPERVISOR_START_TIMEOUT", "nan", "SUPERVISOR_START_TIMEOUT must be a finite number"),
+    ("SUPERVISOR_STALE_EXECUTOR", "nan", "SUPERVISOR_STALE_EXECUTOR must be a finite number"),
+    ("SUPERVISOR_STALE_EXECUTOR", "0", "SUPERVISOR_STALE_EXECUTOR must be >= 0.5"),
+])
+def test_a_bad_supervisor_knob_is_refused_naming_it(tmp_path, var, value, needle):
+    with pytest.raises(ConfigError) as err:
+        load_config(_dirs(tmp_path, **{var: value}), dotenv_path=tmp_path / "no.env", check_dirs=False)
+    assert err.value.var == var and needle in str(err.value)
+
+
+@pytest.mark.parametrize("line", ["SUPERVISOR_TICK=nan", "SUPERVISOR_STOP_TIMEOUT=nan"])
+def test_preflight_refuses_a_nan_knob_from_dotenv_with_one_line_exit_2(iso_env, tmp_path, line):
+    dotenv = tmp_path / "bad.env"
+    dotenv.write_text(line + "\n")
+    dotenv.chmod(0o600)
+    r = subprocess.run([sys.executable, "-m", "monitor", "preflight"], cwd=REPO, capture_output=True, text=True,
+                       env={**iso_env, "DOTENV_PATH": str(dotenv)}, timeout=60)
+    assert r.returncode == ExitStatus.REFUSED, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"config error: {line.split('=')[0]} must be a finite number")
+    assert r.stdout == ""  # nothing for supervisor.sh to start with
 
 
 def test_rotation_rotates_logs_never_journals(tmp_path):

@@ -14,11 +14,11 @@ from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
+from backtest.data import Windows, build_windows
+from backtest.metrics import confidence_table, log_loss, prob_metrics, trade_stats
+from backtest.strategy import MarketAssumption, Trades, asks, edge_trades, lagged, seed_trades
 from core.window_grid import iso_utc
 from signal_engine import model
-from signal_engine.backtest_data import Windows, build_windows
-from signal_engine.backtest_metrics import confidence_table, log_loss, prob_metrics, trade_stats
-from signal_engine.backtest_strategy import MarketAssumption, Trades, asks, edge_trades, lagged, seed_trades
 from signal_engine.history import Candles
 
 REPORT_MINUTES = (0, 1, 5, 10, 13)

@@ -2,7 +2,8 @@
 wallet and log in to the site. The executor later reuses that profile (cookies, wallet) headless.
 
 Refuses while the supervisor runs (the executor's browser holds the profile) and on a machine with
-no display. Waits until the user closes the browser window (or presses Ctrl-C).
+no display (exit 1, ExitStatus.ERROR; a bad config: 2, ExitStatus.REFUSED). Waits until the user
+closes the browser window (or presses Ctrl-C).
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ import sys
 
 from core.browser_discovery import find_browser
 from core.config import ConfigError, load_config
-
-from .settings import paths_of
-from .stop import lock_held
+from core.exit_codes import ExitStatus
+from monitor.settings import paths_of
+from monitor.stop import lock_held
 
 # A normal browser for a person: extensions allowed (the wallet), no automation banner.
 LOGIN_ARGS = ["--no-first-run", "--no-default-browser-check"]
@@ -26,24 +27,24 @@ def _has_display() -> bool:
     return sys.platform == "darwin" or bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
-def login() -> int:
+def login() -> ExitStatus:
     try:
         cfg = load_config({**os.environ, "LIVE_CONFIRM": "I_UNDERSTAND"})  # login trades nothing
     except ConfigError as exc:
         print(str(exc), file=sys.stderr)
-        return 2
+        return ExitStatus.REFUSED
     if lock_held(paths_of(cfg)):
         print("login: the supervisor is running and its browser holds the profile: ./supervisor.sh stop first",
               file=sys.stderr)
-        return 1
+        return ExitStatus.ERROR
     if not _has_display():
         print("login: no display (DISPLAY is not set): run it on a machine with a screen, or over `ssh -X`;"
               f" the profile folder is {cfg.browser_profile_path}", file=sys.stderr)
-        return 1
+        return ExitStatus.ERROR
     exe = cfg.browser_path or find_browser()
     if not exe:
         print("login: no Chrome/Chromium found: install one or set BROWSER_PATH", file=sys.stderr)
-        return 1
+        return ExitStatus.ERROR
     profile = cfg.browser_profile_path
     profile.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(profile, 0o700)
@@ -73,6 +74,6 @@ def login() -> int:
                 ctx.close()
     except PlaywrightError as exc:
         print(f"login: the browser failed: {str(exc).splitlines()[0]}", file=sys.stderr)
-        return 1
+        return ExitStatus.ERROR
     print(f"login: done; the profile {profile} is saved. Next: ./supervisor.sh doctor, then start.")
-    return 0
+    return ExitStatus.OK

@@ -80,13 +80,6 @@ def confidence_table(confidence: np.ndarray, direction: np.ndarray, up: np.ndarr
             "buckets": rows}
 
 
-def net_shares(amount: float, price: np.ndarray, rate: float, exponent: float) -> np.ndarray:
-    """Shares kept after the fee (core.fees.buy, vectorised): gross * (1 - rate * (p(1-p))^e)."""
-    price = np.asarray(price, dtype=float)
-    gross = amount / price
-    return gross - gross * rate * (price * (1.0 - price)) ** exponent
-
-
 def max_drawdown(pnl: np.ndarray) -> float:
     """Largest fall of cumulative P&L from its running peak (the start counts as a peak of 0)."""
     if not pnl.size:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from signal_engine.backtest_engine import REPORT_MINUTES, Run
-from signal_engine.backtest_strategy import Trades
+from backtest.engine import REPORT_MINUTES, Run
+from backtest.strategy import Trades
 
 
 def _f(x, nd: int = 4) -> str:

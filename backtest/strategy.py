@@ -15,8 +15,15 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from core.fees import DEFAULT_FEE_EXPONENT, DEFAULT_FEE_RATE, MIN_NOTIONAL, MIN_SHARES
-from signal_engine.backtest_metrics import net_shares
+from core import fees
+from core.fees import (
+    DEFAULT_FEE_EXPONENT,
+    DEFAULT_FEE_RATE,
+    MIN_NOTIONAL,
+    MIN_SHARES,
+    fee_shares_array,
+    kept_shares_array,
+)
 
 
 @dataclass(frozen=True)
@@ -57,14 +64,14 @@ def asks(fv_market: np.ndarray, m: MarketAssumption) -> tuple[np.ndarray, np.nda
 
 def fee_per_share(ask: np.ndarray, m: MarketAssumption) -> np.ndarray:
     """The fee in shares per share bought, counted at $1 a share (its worth when it wins)."""
-    return m.fee_rate * (ask * (1.0 - ask)) ** m.fee_exponent
+    return fee_shares_array(1.0, ask, m.fee_rate, m.fee_exponent)
 
 
 def _settle(ask: np.ndarray, side_up: np.ndarray, up: np.ndarray, m: MarketAssumption):
     """P&L and outcome of $amount buys at `ask` of Up (side_up) or Down, per window."""
     ok = (m.amount >= MIN_NOTIONAL) & (m.amount / ask >= MIN_SHARES)
     won = side_up == up
-    pnl = np.where(won, net_shares(m.amount, ask, m.fee_rate, m.fee_exponent), 0.0) - m.amount
+    pnl = np.where(won, kept_shares_array(m.amount, ask, m.fee_rate, m.fee_exponent), 0.0) - m.amount
     return pnl, won, ok
 
 
@@ -96,7 +103,7 @@ def seed_trades(direction0: np.ndarray, confidence0: np.ndarray, up: np.ndarray,
 def edge_of(prob: np.ndarray, ask: np.ndarray, m: MarketAssumption) -> np.ndarray:
     """Expected profit per share bought at `ask`, net of the fee (as executor/decision.py):
     prob - ask - prob * fee_rate * (ask (1 - ask))^exponent."""
-    return prob - ask - prob * fee_per_share(ask, m)
+    return fees.edge(prob, ask, m.fee_rate, m.fee_exponent)
 
 
 def edge_trades(q: np.ndarray, ask_up: np.ndarray, ask_dn: np.ndarray, up: np.ndarray,

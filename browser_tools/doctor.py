@@ -1,6 +1,7 @@
 """`doctor`: is this machine ready? Config, browser, profile and .env permissions, the page's selectors.
 
-Each check prints one line, OK / WARN / FAIL, with what to do. Exit 0 when nothing FAILed.
+Each check prints one line, OK / WARN / FAIL, with what to do. Exit 0 (ExitStatus.OK) when nothing
+FAILed, else 1 (ExitStatus.ERROR).
 The selector check runs `python -m executor --probe` (it trades nothing); in demo it starts a
 temporary replica when none is listening. While the supervisor runs, the executor's browser holds
 the profile, so the probe then uses a throw-away profile (logged-in-only selectors may differ).
@@ -18,11 +19,11 @@ import time
 from pathlib import Path
 
 from core.browser_discovery import find_browser
-from core.config import REPO_ROOT, Config
-
-from .preflight import PreflightError, preflight
-from .settings import paths_of
-from .stop import lock_held
+from core.config import DEMO_WALLET_PASSWORD, REPO_ROOT, Config
+from core.exit_codes import ExitStatus
+from monitor.preflight import PreflightError, dotenv_file, preflight
+from monitor.settings import paths_of
+from monitor.stop import lock_held
 
 PROBE_TIMEOUT_S = 180.0
 REPLICA_WAIT_S = 20.0
@@ -87,7 +88,8 @@ def _probe(rep: Report, cfg: Config) -> None:
                 [sys.executable, "-m", "replica", "--port", str(cfg.replica_port), "--wallet-port",
                  str(cfg.replica_wallet_port), "--window-seconds", str(cfg.window_seconds), "--state-file",
                  str(state / "replica.json"), "--heartbeat", str(state / "heartbeat")],
-                cwd=REPO_ROOT, env={**env, "REPLICA_WALLET_PASSWORD": "demo-password"},
+                cwd=REPO_ROOT,
+                env={**env, "REPLICA_WALLET_PASSWORD": str(cfg.metamask_password) or DEMO_WALLET_PASSWORD},
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
             deadline = time.monotonic() + REPLICA_WAIT_S
             while not _port_open(cfg.replica_port):
@@ -103,7 +105,7 @@ def _probe(rep: Report, cfg: Config) -> None:
             rep.line("FAIL", "probe", f"the probe did not finish within {PROBE_TIMEOUT_S:.0f} s")
             return
         print("-----", flush=True)
-        if r.returncode == 0:
+        if r.returncode == ExitStatus.OK:
             rep.line("OK", "probe", "every required selector matches on the market page")
         else:
             rep.line("FAIL", "probe", f"exit code {r.returncode}: see the lines above; fix the selectors in"
@@ -122,7 +124,7 @@ def _probe(rep: Report, cfg: Config) -> None:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def doctor() -> int:
+def doctor() -> ExitStatus:
     rep = Report()
     notes: list[str] = []
     try:
@@ -130,13 +132,11 @@ def doctor() -> int:
         cfg = preflight({**os.environ, "LIVE_CONFIRM": "I_UNDERSTAND"}, note=notes.append)
     except PreflightError as exc:
         rep.line("FAIL", "config", str(exc).replace("; nothing started", ""))
-        return 1
+        return ExitStatus.ERROR
     rep.line("OK", "config", f"mode {cfg.mode}, market {cfg.market_url}, assets {','.join(cfg.assets)}")
     for n in notes:
         rep.line("WARN" if n.startswith("warning") else "NOTE", "config",
                  n.removeprefix("warning: ").removeprefix("config: "))
-    from .preflight import dotenv_file
-
     env_path, _explicit = dotenv_file(os.environ)
     if env_path.exists():
         mode = stat.S_IMODE(env_path.stat().st_mode)
@@ -153,4 +153,4 @@ def doctor() -> int:
     if exe:
         _probe(rep, cfg)
     print("doctor: " + ("all checks passed" if not rep.failed else f"{rep.failed} check(s) FAILED"))
-    return 0 if not rep.failed else 1
+    return ExitStatus.OK if not rep.failed else ExitStatus.ERROR

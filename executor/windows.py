@@ -1,0 +1,115 @@
+"""Each asset's current window: from the venue's window events, cross-checked with the UTC grid.
+
+The venue reports window changes as they happen (`on_event`, any thread); the loop drains them
+(`drain`), and once per pass `cross_check` compares with the UTC grid: when the grid says a new
+window began and the venue has not reported it within GRID_GRACE_S, the venue is read directly,
+and if it still shows an older window the grid's window is tracked anyway (never traded until
+the venue shows it). Every window ends with exactly one line in logs/decisions.jsonl.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from dataclasses import dataclass
+
+from core.window_grid import window_at, window_slug
+from executor.decision import Logged
+from executor.services import Services
+from executor.state import ExecutorStatus
+from executor.venue import Venue
+
+log = logging.getLogger("executor.windows")
+
+GRID_GRACE_S = 2.0   # the venue should show a new window this soon after the grid says it began
+
+
+@dataclass
+class WindowCtx:
+    asset: str
+    start: int
+    end: int
+    slug: str
+    page_seen: bool = False
+    decided: bool = False
+    last_reason: str = ""
+    selector_error: str | None = None
+    markup_checked: bool = False
+
+
+class WindowTracker:
+    def __init__(self, svc: Services, venue: Venue, on_grid_miss=None):
+        self.svc = svc
+        self.venue = venue
+        self.current: dict[str, WindowCtx] = {}
+        self.events: deque = deque(maxlen=1000)
+        self.on_grid_miss = on_grid_miss or (lambda asset, start: None)
+
+    def on_event(self, asset: str, start: int, slug: str, seen: float, via: str) -> None:
+        """From the venue (its thread): a window change; handled by the loop in `drain`."""
+        self.events.append((asset, start, slug, seen if seen >= 0 else self.svc.clock(), via))
+
+    def drain(self) -> None:
+        while self.events:
+            self._on_window(*self.events.popleft())
+
+    def _on_window(self, asset: str, start: int, slug: str, seen: float, via: str) -> None:
+        cur = self.current.get(asset)
+        if cur is not None and cur.start == start:
+            if not cur.page_seen:
+                cur.page_seen, cur.slug = True, slug
+                log.info("%s window %s now shown by the page (%s)", asset, slug, via)
+            return
+        if cur is not None and start < cur.start:
+            return  # an older window (e.g. a reload racing the clock): ignore
+        if cur is not None:
+            self.finish(cur, "window ended")
+        w = WindowCtx(asset, start, start + self.svc.cfg.window_seconds, slug, page_seen=True)
+        self.current[asset] = w
+        self.svc.state.bump("windows")
+        grid = window_at(asset, seen, self.svc.cfg.window_seconds)
+        log.info("%s new window %s (via %s, %.3fs after its start; grid %s)", asset, slug, via, seen - start,
+                 "agrees" if grid.start == start else f"says {grid.start}")
+
+    def cross_check(self, asset: str, now: float) -> None:
+        cfg = self.svc.cfg
+        g = window_at(asset, now, cfg.window_seconds)
+        cur = self.current.get(asset)
+        if cur is not None and cur.start >= g.start:
+            if cur.start > g.start:
+                cur.last_reason = f"page shows window {cur.start}, the UTC grid says {g.start}"
+            return
+        if now - g.start < GRID_GRACE_S and cur is not None:
+            return
+        self.on_grid_miss(asset, g.start)
+        shown = self.venue.shown_window(asset)
+        if shown is not None and shown[1] >= g.start:
+            self._on_window(asset, shown[1], shown[0], now, via="direct read")
+            return
+        if cur is not None and cur.start == g.start:
+            return
+        if cur is not None:
+            self.finish(cur, "window ended")
+        w = WindowCtx(asset, g.start, g.end, window_slug(asset, g.start, cfg.window_seconds), page_seen=False)
+        w.last_reason = ("the page does not show this window (it shows "
+                         f"{shown[0] if shown else 'no market card'})")
+        self.current[asset] = w
+        self.svc.state.bump("windows")
+        log.warning("%s: the UTC grid says window %s began but %s", asset, w.slug, w.last_reason)
+
+    def finish(self, w: WindowCtx, why: str) -> None:
+        if not w.decided:
+            self.decide_line(w, Logged.SKIPPED, w.last_reason or why)
+
+    def decide_line(self, w: WindowCtx, action: Logged, reason: str, **fields) -> None:
+        """The window's one line in decisions.jsonl (idempotent across restarts)."""
+        w.decided = True
+        if self.svc.decisions.write(w.asset, w.start, w.slug, action, reason, strategy=self.svc.cfg.strategy,
+                                    **fields):
+            self.svc.state.window_handled(w.asset, w.start, w.slug, str(action))
+            self.svc.state.bump("traded" if action == Logged.TRADED else "skipped")
+            log.info("%s %s: %s (%s)", w.asset, w.slug, action, reason)
+
+
+def status_is(svc: Services, status: ExecutorStatus) -> bool:
+    return svc.state.data.get("status") == status
