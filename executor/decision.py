@@ -16,12 +16,11 @@ Strategies (STRATEGY):
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from enum import Enum
 
-from core import fees
-from core.window_grid import parse_iso_utc
+from core import fees, signal_doc
+from core.signal_doc import SignalDoc
 
 
 @dataclass(frozen=True)
@@ -75,35 +74,26 @@ class Decision:
     details: dict = field(default_factory=dict)
 
 
-def _num(value) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value) if math.isfinite(value) else None
-
-
-def check_signal(signal: dict | None, problem: str | None, asset: str, window_start: int,
+def check_signal(signal: SignalDoc | None, problem: str | None, asset: str, window_start: int,
                  now: float, max_age: float) -> str | None:
     """Why this signal cannot be used for (asset, window_start) at `now`, or None if it can."""
     if signal is None:
         return f"signal {problem or 'missing'}"
-    if signal.get("stale") is True:
+    if signal.stale:
         return "signal is stale (the engine flagged its feed as stale)"
-    try:
-        ts = parse_iso_utc(str(signal["timestamp"]))
-    except (KeyError, ValueError, TypeError):
+    if signal.timestamp is None:
         return "signal corrupt: no valid timestamp"
-    age = now - ts
+    age = now - signal.timestamp
     if age > max_age:
         return f"signal is {age:.1f}s old (SIGNAL_MAX_AGE={max_age:g})"
-    sig_asset = str(signal.get("asset", asset)).upper()
+    sig_asset = signal.asset or asset.upper()
     if sig_asset != asset.upper():
         return f"signal is for {sig_asset}, not {asset.upper()}"
-    try:
-        sig_start = parse_iso_utc(str(signal["window"]["start"]))
-    except (KeyError, ValueError, TypeError):
+    if signal.window is None or signal.window.start is None:
         return "signal corrupt: no valid window.start"
-    if int(round(sig_start)) != int(window_start):
-        return f"signal is from another window (start {int(round(sig_start))}, page window {int(window_start)})"
+    sig_start = int(round(signal.window.start))
+    if sig_start != int(window_start):
+        return f"signal is from another window (start {sig_start}, page window {int(window_start)})"
     return None
 
 
@@ -117,7 +107,7 @@ def _in_range(ask: float | None, p: Params) -> bool:
 
 
 def decide(p: Params, asset: str, window_start: int, window_end: int, now: float,
-           signal: dict | None, signal_problem: str | None,
+           signal: SignalDoc | dict | None, signal_problem: str | None,
            ask_up: float | None, ask_down: float | None, already_traded: bool) -> Decision:
     if already_traded:
         return Decision(Action.SKIP, "already traded this window (one trade per asset and window)")
@@ -128,32 +118,39 @@ def decide(p: Params, asset: str, window_start: int, window_end: int, now: float
         return Decision(Action.WAIT, f"before the entry interval ({elapsed:.1f}s < ENTRY_START={p.entry_start:g})")
     if elapsed > p.entry_end:
         return Decision(Action.SKIP, f"past the entry interval ({elapsed:.1f}s > ENTRY_END={p.entry_end:g})")
+    if isinstance(signal, dict):   # a raw document (tests, tools): parsed here, once
+        signal, signal_problem = signal_doc.parse(signal)
     why = check_signal(signal, signal_problem, asset, window_start, now, p.signal_max_age)
     if why:
         return Decision(Action.WAIT, why)
     assert signal is not None
     asks = {"UP": ask_up, "DOWN": ask_down}
-    if p.strategy == "seed":
-        direction = str(signal.get("direction", "")).upper()
-        conf = _num(signal.get("confidence"))
-        if direction not in ("UP", "DOWN"):
-            return Decision(Action.SKIP, f"signal direction is {direction or 'missing'}")
-        if conf is None:
-            return Decision(Action.SKIP, "signal corrupt: no numeric confidence")
-        if conf < p.confidence:
-            return Decision(Action.SKIP, f"confidence {conf:g} < CONFIDENCE={p.confidence:g}",
-                            details={"direction": direction, "confidence": conf})
-        ask = asks[direction]
-        if ask is None:
-            return Decision(Action.WAIT, f"no ask shown for {direction}")
-        if not _in_range(ask, p):
-            return Decision(Action.WAIT, f"ask {ask:.2f} for {direction} outside [MIN_PRICE={p.min_price:g},"
-                            f" MAX_PRICE={p.max_price:g}]")
-        return Decision(Action.TRADE, f"seed: {direction} with confidence {conf:g} >= {p.confidence:g}",
-                        side=direction, price=ask, prob_up=_num(signal.get("prob_up")),
-                        details={"confidence": conf})
-    # edge
-    prob = _num(signal.get("prob_up"))
+    return _seed(p, signal, asks) if p.strategy == "seed" else _edge(p, signal, asks)
+
+
+def _seed(p: Params, signal: SignalDoc, asks: dict[str, float | None]) -> Decision:
+    """The seed's strategy: the signal's direction when its confidence is high enough."""
+    direction, conf = signal.direction, signal.confidence
+    if direction not in ("UP", "DOWN"):
+        return Decision(Action.SKIP, f"signal direction is {direction or 'missing'}")
+    if conf is None:
+        return Decision(Action.SKIP, "signal corrupt: no numeric confidence")
+    if conf < p.confidence:
+        return Decision(Action.SKIP, f"confidence {conf:g} < CONFIDENCE={p.confidence:g}",
+                        details={"direction": direction, "confidence": conf})
+    ask = asks[direction]
+    if ask is None:
+        return Decision(Action.WAIT, f"no ask shown for {direction}")
+    if not _in_range(ask, p):
+        return Decision(Action.WAIT, f"ask {ask:.2f} for {direction} outside [MIN_PRICE={p.min_price:g},"
+                        f" MAX_PRICE={p.max_price:g}]")
+    return Decision(Action.TRADE, f"seed: {direction} with confidence {conf:g} >= {p.confidence:g}",
+                    side=direction, price=ask, prob_up=signal.prob_up, details={"confidence": conf})
+
+
+def _edge(p: Params, signal: SignalDoc, asks: dict[str, float | None]) -> Decision:
+    """Buy the side whose edge (prob - ask - expected fee) is at least MIN_EDGE; the larger wins."""
+    prob = signal.prob_up
     if prob is None or not 0.0 <= prob <= 1.0:
         return Decision(Action.WAIT, "signal has no valid prob_up")
     candidates = []

@@ -20,7 +20,7 @@ from executor import decision
 from executor.decision import Action, Logged
 from executor.journal import new_trade_id
 from executor.markup import MarkupHealth
-from executor.orders import OrderEvent
+from executor.orders import IllegalTransition, OrderEvent
 from executor.outcomes import Recorder
 from executor.reconcile import Reconciler
 from executor.risk_gate import RiskGate
@@ -28,7 +28,7 @@ from executor.services import Services
 from executor.settlement import Settler
 from executor.signals import Held, SignalWatcher
 from executor.state import ExecutorStatus
-from executor.trade import Order
+from executor.trade import Order, Outcome
 from executor.venue import Venue
 from executor.windows import WindowCtx, WindowTracker, status_is
 
@@ -57,14 +57,24 @@ class Engine:
         self._last_write_try = 0.0
 
     def on_open(self) -> None:
-        """The venue was (re)opened: forget page-bound checks, settle what is owed."""
+        """The venue was (re)opened: forget page-bound checks, reconcile and settle what is owed."""
         self.markup.reset()
-        self.aftercare(min_age=0.0)
+        self.svc.state.set(status=self.quiet_status(), reason=self.write_fault or self.risk.fault)
+        try:
+            self.aftercare(min_age=0.0)
+        except OSError as exc:
+            self._write_failed(exc)
+
+    def quiet_status(self) -> ExecutorStatus:
+        """The status between trades: what stops trading first (a write fault, the risk book), else watching."""
+        if self.write_fault is not None:
+            return ExecutorStatus.WRITE_ERROR
+        return ExecutorStatus.RISK_ERROR if self.risk.fault is not None else ExecutorStatus.WATCHING
 
     def step(self) -> None:
         now = self.svc.clock()
-        self.windows.drain()
         try:
+            self.windows.drain()
             if self.write_fault is not None:
                 self._retry_writes()
             for asset in self.svc.cfg.assets:
@@ -75,9 +85,35 @@ class Engine:
                 self.aftercare(min_age=self.svc.cfg.step_timeout)
         except OSError as exc:   # a journal or decision line could not be written: a state, not a crash
             self._write_failed(exc)
+        except IllegalTransition as exc:   # a journal this version cannot continue: stop that asset, say why
+            self._illegal(exc)
         self.venue.housekeeping()
         self.markup.recheck_when_idle(self.windows.current)
         self.summary(now)
+
+    def _adopt(self, w: WindowCtx, d: decision.Decision, trade_id: str, amount: float, found: dict) -> None:
+        """The venue already holds an order for this window that our journal does not know (a run that
+        died before its intent was durable, another instance): journal it as ours, never buy again."""
+        j, why = self.svc.journal, "the venue already shows an order for this window; adopted, not bought again"
+        log.error("%s %s: %s (order %s)", w.asset, w.slug, why, found.get("order_id"))
+        j.append(OrderEvent.INTENT, w.asset, w.start, trade_id, slug=w.slug, side=found.get("side") or d.side,
+                 amount=found.get("amount") or amount, price=found.get("price") or d.price,
+                 strategy=self.svc.cfg.strategy, reason=why, adopted=True)
+        w.decided = True
+        j.append(OrderEvent.RECONCILED, w.asset, w.start, trade_id, slug=w.slug, found=True,
+                 order_id=found.get("order_id"))
+        self.recorder.outcome(w.asset, w.start, trade_id,
+                              Outcome("filled", why, "adopt", {**found, "reconciled": True}))
+        self.windows.decide_line(w, Logged.TRADED, why, outcome="filled", trade_id=trade_id, adopted=True)
+        self.svc.notify("unknown", f"{w.asset} {w.slug}: {why} (order {found.get('order_id')})")
+
+    def _illegal(self, exc: IllegalTransition) -> None:
+        tr = self.svc.journal.trades.get(exc.trade_id)
+        asset = tr.asset if tr else "?"
+        if asset not in self.svc.journal.blocked_assets:
+            log.error("%s; new %s orders refused until the journal is checked (then restart)", exc, asset)
+            self.svc.journal.blocked_assets[asset] = f"journal: {exc}"
+            self.svc.notify("halt", f"not trading {asset}: {exc}")
 
     def _write_failed(self, exc: OSError) -> None:
         first = self.write_fault is None
@@ -99,7 +135,7 @@ class Engine:
             probe.unlink()
         log.warning("writes succeed again: trading resumes")
         self.write_fault = None
-        self.svc.state.set(status=ExecutorStatus.WATCHING, reason=None)
+        self.svc.state.set(status=self.quiet_status(), reason=self.risk.fault)
         self.svc.notify("resume", "writes succeed again: trading resumes")
 
     def aftercare(self, min_age: float) -> None:
@@ -128,7 +164,7 @@ class Engine:
             return
         held = self.signals.read_fresh(asset)
         ask_up, ask_down = self.venue.asks(asset)
-        d = decision.decide(self.params, asset, w.start, w.end, now, held.data, held.problem, ask_up, ask_down,
+        d = decision.decide(self.params, asset, w.start, w.end, now, held.doc, held.problem, ask_up, ask_down,
                             False)
         if d.action == Action.WAIT:
             if _shape(d.reason) != _shape(w.last_reason):
@@ -174,10 +210,15 @@ class Engine:
             self.windows.decide_line(w, Logged.SKIPPED, str(why), side=d.side, price=d.price)
             return
         trade_id = new_trade_id(w.slug)
-        sig = held.data or {}
+        found = self.venue.existing_order(w.asset, w.slug)
+        if found is not None:
+            self._adopt(w, d, trade_id, amount, found)
+            return
+        sig = held.doc
         svc.journal.append(OrderEvent.INTENT, w.asset, w.start, trade_id, slug=w.slug, side=d.side, amount=amount,
                            price=d.price, strategy=svc.cfg.strategy, reason=d.reason, prob_up=d.prob_up,
-                           edge=d.edge, signal_seq=sig.get("seq"), confidence=sig.get("confidence"))
+                           edge=d.edge, signal_seq=sig.seq if sig else None,
+                           confidence=sig.confidence if sig else None)
         w.decided = True   # its decision line is written after the order (off the critical path)
         svc.state.set(status=ExecutorStatus.TRADING, last_trade={
             "trade_id": trade_id, "asset": w.asset, "slug": w.slug, "side": d.side, "amount": amount,
@@ -196,4 +237,4 @@ class Engine:
                           selector_error={"selector": outcome.fields["selector"], "window": w.slug,
                                           "at": svc.clock()})
         elif status_is(svc, ExecutorStatus.TRADING):
-            svc.state.set(status=ExecutorStatus.WATCHING)
+            svc.state.set(status=self.quiet_status())

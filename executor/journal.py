@@ -106,6 +106,8 @@ class TradeJournal:
             self._index(obj)
         except IllegalTransition as exc:
             self._bad(n, str(exc), None)
+            # Fail closed: a window with any line of ours counts as traded, even an unreadable one.
+            self.by_window.setdefault((obj["asset"], int(obj["window_start"])), obj["trade_id"])
 
     def _bad(self, n: int, why: str, obj: dict | None) -> None:
         self.bad_lines.append(f"line {n}: {why}")

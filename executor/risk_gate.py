@@ -111,9 +111,8 @@ class RiskGate:
                 raise RuntimeError("no risk book")
             return self.book.on_settled(trade_id, pnl, self.clock(), outcome=outcome)
         except Exception as exc:  # noqa: BLE001 - the journal holds the settlement; halt until it is counted
-            reason = f"could not record settlement {trade_id} in the risk book ({_why(exc)})"
-            self._set_fault(reason)
-            return reason
+            self._set_fault(f"could not record settlement {trade_id} in the risk book ({_why(exc)})")
+            return None   # the fault is notified (once) by the worker's fault callback
 
     def status(self, now: float) -> dict | None:
         if self.fault is not None or self.book is None:

@@ -12,16 +12,19 @@ from pathlib import Path
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
+from core import signal_doc
 from core.durable_files import read_json
+from core.signal_doc import SignalDoc
 
 log = logging.getLogger("executor.signals")
 
 
 @dataclass(frozen=True)
 class Held:
-    data: dict | None
+    data: dict | None           # the raw document (for what only the raw file has)
     problem: str | None
     seen_at: float
+    doc: SignalDoc | None = None   # parsed once, here: what every reader uses
 
 
 class SignalWatcher(FileSystemEventHandler):
@@ -56,7 +59,8 @@ class SignalWatcher(FileSystemEventHandler):
 
     def _reload(self, asset: str) -> Held:
         res = read_json(self.paths[asset])
-        held = Held(res.data, res.problem, self.clock())
+        doc, problem = signal_doc.parse(res.data) if res.ok else (None, res.problem)
+        held = Held(res.data, problem, self.clock(), doc)
         with self._lock:
             self._held[asset] = held
         return held

@@ -23,6 +23,8 @@ from executor.wallet_page import WalletPopup
 
 log = logging.getLogger("executor.trade")
 
+# An orders-panel row with one of these statuses is no order (nothing filled, nothing to hold).
+NOT_PLACED = ("rejected", "failed", "cancelled", "canceled")
 # After SIGTERM, how long we keep waiting for the outcome of an order already confirmed.
 STOP_GRACE_S = 4.0
 
@@ -202,7 +204,7 @@ class ClickThrough:
         row = seen.get("row")
         if row is not None:
             status = (row.get("status") or "").lower()
-            if status in ("rejected", "failed", "cancelled", "canceled"):
+            if status in NOT_PLACED:
                 return self._fail(o, "failed", f"orders panel shows the order as {status}")
             return Outcome("filled", "order accepted", self.step,
                            self._timed(row_fields(row, o, toast=seen.get("toast"))))

@@ -59,6 +59,10 @@ class Venue(Protocol):
         """Place `order` (its intent is durably journaled); never retries. `on_submitted` is called
         the moment the order has left our hands (the wallet's confirm)."""
 
+    def existing_order(self, asset: str, slug: str) -> dict | None:
+        """A quick look (no waiting) at the venue's own record before the first click in a window:
+        the fields of an order already placed for it (by a crashed run, another instance), or None."""
+
     def find_order(self, asset: str, slug: str, order: Order, wait: float) -> dict | None:
         """The fields of our order for that window if the venue has one, None if it has none;
         NotReadable when the venue's record cannot be read."""

@@ -20,7 +20,7 @@ from playwright.sync_api import Page
 from executor.browser import BINDING, launch, observer_script
 from executor.pages import Interrupted, MarketPage, StepTimeout, Waiter, parse_window_start
 from executor.profiles import SiteProfile, WalletProfile
-from executor.trade import ClickThrough, Order, Outcome, row_fields
+from executor.trade import NOT_PLACED, ClickThrough, Order, Outcome, row_fields
 from executor.venue import NotReadable, VenueGone, VenueRefused, WindowCallback
 from executor.wallet_page import WalletPopup
 
@@ -178,6 +178,14 @@ class BrowserVenue:
         except Interrupted:
             raise NotReadable("stopping") from None
         return {**row_fields(row, order), "order_id": row.get("id")}
+
+    def existing_order(self, asset: str, slug: str) -> dict | None:
+        row = self.markets[asset].order_row(slug)
+        if row is None or (row.get("status") or "").lower() in NOT_PLACED:
+            return None
+        return {"order_id": row.get("id"), "side": (row.get("side") or "").upper() or None,
+                "amount": row.number("amount"), "price": row.number("price"), "shares": row.number("shares"),
+                "fee": row.number("fee"), "status": row.get("status")}
 
     def window_result(self, fill: dict) -> dict | None:
         market = self.markets.get(str(fill.get("asset")))

@@ -63,6 +63,9 @@ class PaperVenue(BrowserVenue):
     def find_order(self, asset: str, slug: str, order: Order, wait: float) -> dict | None:
         return None   # nothing is ever placed on the venue in paper
 
+    def existing_order(self, asset: str, slug: str) -> dict | None:
+        return None
+
     def housekeeping(self) -> None:
         return None   # no wallet is used in paper
 

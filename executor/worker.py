@@ -21,7 +21,6 @@ from core import instance_lock
 from core.exit_codes import ExitStatus
 from executor.browser import BrowserUnavailable
 from executor.engine import Engine
-from executor.pages import parse_window_start
 from executor.risk_gate import RiskGate
 from executor.services import Services, StopFlag
 from executor.signals import Held, SignalWatcher
@@ -36,10 +35,6 @@ log = logging.getLogger("executor")
 LOOP_WAIT_MS = 50
 BACKOFF_MAX_S = 30.0
 STEADY_AFTER_S = 60.0   # a venue that stayed up this long resets the back-off
-
-
-def _num(value) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
 class Worker:
@@ -80,17 +75,16 @@ class Worker:
             st.set(status=ExecutorStatus.RISK_ERROR, reason=reason)
             self.notify("halt", f"not trading: {reason}")
         elif st.data.get("status") == ExecutorStatus.RISK_ERROR:
-            st.set(status=ExecutorStatus.WATCHING, reason=None)
+            st.set(status=self.engine.quiet_status(), reason=self.engine.write_fault)
 
     def _on_signal(self, asset: str, held: Held) -> None:
         """watchdog thread: note what we now hold (for status and the latency figure) and window prices."""
-        data = held.data or {}
-        self.svc.state.set(signal={"asset": asset, "seq": data.get("seq"), "timestamp": data.get("timestamp"),
-                                   "problem": held.problem, "seen_at": held.seen_at})
-        win = data.get("window") if isinstance(data.get("window"), dict) else {}
-        start = parse_window_start(str(win.get("start"))) if win.get("start") else None
-        if start is not None:
-            self.prices.note(asset, start, _num(win.get("open_price")), _num(data.get("price")), held.seen_at)
+        doc = held.doc
+        self.svc.state.set(signal={"asset": asset, "seq": doc.seq if doc else None,
+                                   "timestamp": (held.data or {}).get("timestamp"), "problem": held.problem,
+                                   "seen_at": held.seen_at})
+        if doc is not None and doc.window is not None and doc.window.start is not None:
+            self.prices.note(asset, int(round(doc.window.start)), doc.window.open_price, doc.price, held.seen_at)
         self.svc.state.save()
 
     def _maybe_summary(self, now: float) -> None:
@@ -159,11 +153,6 @@ class Worker:
         self.venue.close()
 
     def _opened(self) -> None:
-        st = self.svc.state
-        if self.risk.fault is None:
-            st.set(status=ExecutorStatus.WATCHING, reason=None)
-        else:
-            st.set(status=ExecutorStatus.RISK_ERROR, reason=self.risk.fault)
         self.engine.on_open()
         self.svc.tick(force=True)
 

@@ -65,24 +65,19 @@ class Knobs:
 
 @dataclass(frozen=True)
 class Paths:
+    """The monitor's files under STATE_DIR and LOG_DIR (pid files, hold-down marks, supervisor.json, the lock)."""
+
     state_dir: Path
     log_dir: Path
+    pid_dir: Path = field(init=False)
+    down_dir: Path = field(init=False)
+    status_file: Path = field(init=False)
+    lock_file: Path = field(init=False)
 
-    @property
-    def pid_dir(self) -> Path:
-        return self.state_dir / "pids"
-
-    @property
-    def down_dir(self) -> Path:
-        return self.state_dir / "down"
-
-    @property
-    def status_file(self) -> Path:
-        return self.state_dir / "supervisor.json"
-
-    @property
-    def lock_file(self) -> Path:
-        return self.state_dir / "supervisor.lock"
+    def __post_init__(self) -> None:
+        for name, rel in (("pid_dir", "pids"), ("down_dir", "down"), ("status_file", "supervisor.json"),
+                          ("lock_file", "supervisor.lock")):
+            object.__setattr__(self, name, self.state_dir / rel)
 
     def pid_file(self, name: str) -> Path:
         return self.pid_dir / f"{name}.json"

@@ -21,6 +21,7 @@ from core.config import Config
 from core.durable_files import iter_jsonl, read_json
 from core.exit_codes import ExitStatus
 from core.window_grid import timestamp_of, utc_day
+from risk.guards import state_path as risk_state_path
 
 from . import pidfiles
 from .settings import ChildSpec, Paths
@@ -156,7 +157,7 @@ def _trades(cfg: Config, now: float) -> dict:
 
 
 def _risk(cfg: Config, now: float) -> dict | None:
-    res = read_json(cfg.state_dir / "risk.json")
+    res = read_json(risk_state_path(cfg))
     if not res.ok or not res.data:
         return None if res.problem == "missing" else {"problem": res.problem}
     d = res.data

@@ -96,6 +96,11 @@ def _norm_window_start(value: Any) -> Any:
     return value
 
 
+def state_path(cfg: Config) -> Path:
+    """Where the risk book's cached state lives (the one place that names it)."""
+    return Path(cfg.state_dir) / STATE_NAME
+
+
 def _open_exposure(state: dict) -> float:
     return float(sum(float(p.get("amount", 0.0)) for p in state["open"].values()))
 
@@ -108,6 +113,14 @@ def set_halt(state: dict, reason: str, kind: str, now: float, journal: list[dict
     state.update(halted=True, halt_reason=reason, halt_kind=kind, halted_at=now, halt_day=utc_day(now))
     record(journal, now, mode, "halt", kind=kind, reason=reason)
     log.warning("HALTED (%s): %s", kind, reason)
+
+
+def halt_applies(state: dict, kind: str) -> bool:
+    """A new halt takes effect unless already halted; one only `resume` clears (an error, a broken
+    state) supersedes one the new day would clear (daily loss, losing streak)."""
+    if not state["halted"]:
+        return True
+    return kind not in AUTO_RESUMABLE and state.get("halt_kind") in AUTO_RESUMABLE
 
 
 def clear_halt(state: dict) -> None:
@@ -185,7 +198,7 @@ class RiskBook:
     def __init__(self, cfg: Config, clock: Callable[[], float] = time.time):
         self.cfg = cfg
         self.clock = clock
-        self.path = Path(cfg.state_dir) / STATE_NAME
+        self.path = state_path(cfg)
         self.journal_path = Path(cfg.log_dir) / JOURNAL_NAME
 
     # ---- persistence -------------------------------------------------------------------
@@ -304,9 +317,9 @@ class RiskBook:
         Only `resume` clears it (never the new day)."""
         now = self.clock() if now is None else now
         with self._txn(now) as (st, journal):
-            if st["halted"]:
+            if not halt_applies(st, kind):
                 return False
-            self._set_halt(st, reason, kind, now, journal)
+            self._set_halt(st, reason, kind, now, journal)   # supersedes a halt the new day would clear
             return True
 
     def resume(self, now: float | None = None, by: str = "resume") -> dict | None:

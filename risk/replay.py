@@ -93,7 +93,7 @@ def _apply(st: dict, cfg: Config, t: float, rec: dict, scratch: list[dict]) -> N
             pnl = -abs(float(rec.get("amount") or 0))
         outcome = rec.get("outcome") if rec.get("outcome") in ("won", "lost") else None
         guards.apply_settled(st, cfg, tid, pnl, t, outcome, scratch)
-    elif ev == "halt" and not st["halted"]:
+    elif ev == "halt" and guards.halt_applies(st, str(rec.get("kind") or "error")):
         guards.set_halt(st, str(rec.get("reason") or "halt"), str(rec.get("kind") or "error"), t, scratch, cfg.mode)
     elif ev in ("resume", "auto_resume") and st["halted"]:
         guards.clear_halt(st)

@@ -26,6 +26,7 @@ import numpy as np
 
 from core.config import Config
 from core.durable_files import append_jsonl, atomic_write_json, read_json, touch_heartbeat
+from core.signal_doc import SignalDoc, SignalWindow
 from core.window_grid import Window, iso_utc, window_at
 
 from . import model
@@ -229,20 +230,16 @@ class SignalEngine:
         direction = "NO_TRADE" if forced else ev["direction"]
         confidence = 50 if forced or direction == "NO_TRADE" else _finite(ev["confidence"])
         self.seq += 1
+        doc = SignalDoc(
+            timestamp=now, asset=st.asset, direction=direction, confidence=confidence,
+            prob_up=None if ev is None else _finite(ev["prob_up"]),
+            price=_finite(ev["price"]) if ev else (tick.price if tick else None),
+            window=SignalWindow(window.start, window.end, open_price if ev else None,
+                                round(window.seconds_left(now), 3), window.slug),
+            stale=stale, seq=self.seq, source=tick.source if tick else None,
+            basis=ev["basis"] if ev else dict(EMPTY_BASIS))
         return {
-            "timestamp": iso_utc(now),
-            "direction": direction,
-            "confidence": confidence,
-            "price": _finite(ev["price"]) if ev else (tick.price if tick else None),
-            "basis": ev["basis"] if ev else dict(EMPTY_BASIS),
-            "asset": st.asset,
-            "prob_up": None if ev is None else _finite(ev["prob_up"]),
-            "window": {"start": window.start_iso(), "end": window.end_iso(),
-                       "open_price": open_price if ev else None,
-                       "seconds_left": round(window.seconds_left(now), 3), "slug": window.slug},
-            "source": tick.source if tick else None,
-            "seq": self.seq,
-            "stale": stale,
+            **doc.to_dict(),
             "reason": reason,
             "price_time": iso_utc(tick.ts) if tick else None,
             "price_age_s": None if st.last_accept_mono is None else round(self.mono() - st.last_accept_mono, 3),

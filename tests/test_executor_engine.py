@@ -31,9 +31,10 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 W = 900
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def rep(tmp_path_factory):
-    # The replica with its default wallet password, as `python -m replica` starts without one.
+    # One per test: no test sees another's orders in the same window. The replica with its default
+    # wallet password, as `python -m replica` starts without one.
     r = start_replica(tmp_path_factory.mktemp("engine-replica"), window_seconds=W, assets=("BTC", "ETH"),
                       password=DEMO_WALLET_PASSWORD)
     try:
@@ -219,3 +220,21 @@ def test_disk_full_means_no_order_then_trading_resumes_by_itself(tmp_path, rep, 
         rig.run_until(lambda: rig.decided("ETH"), 60, "the trade after the disk was freed")
         assert rig.events("ETH") == ["intent", "submitted", "filled"] and len(rig.orders("ETH")) == before + 1
         assert rig.worker.engine.write_fault is None and rig.worker.svc.state.data["status"] == "watching"
+
+
+# ---- defence in depth: the venue's own record before the first click --------------------------------
+def test_an_order_the_venue_already_holds_is_adopted_not_bought_again(tmp_path, rep, browser_path):
+    env = make_env(tmp_path, rep, browser_path, "demo", ("ETH",))
+    with Rig(env, rep) as rig:
+        placed = rep.place_order("ETH", "UP", "7")          # e.g. a run that died before its intent was durable
+        before = rig.orders("ETH")
+        assert placed and any(o["amount"] == 7 or str(o["amount"]) in ("7", "7.0", "7.00") for o in before)
+        rig.worker.venue.page.reload(wait_until="domcontentloaded")
+        rig.run_until(lambda: rig.decided("ETH"), 60, "the window's decision")
+        assert rig.events("ETH") == ["intent", "reconciled", "filled"]
+        assert rig.orders("ETH") == before                                # nothing bought
+        intent = rig.worker.svc.journal.intent_for("ETH", rig.decided("ETH").start)
+        fill = rig.worker.svc.journal.trades[intent["trade_id"]].first(rig.worker.svc.journal.trades[
+            intent["trade_id"]].state)
+        assert intent["adopted"] is True and fill["order_id"] in {o["id"] for o in before}
+        assert rig.worker.risk.book.status(time.time())["open_positions"] == 1   # its exposure is counted

@@ -13,6 +13,7 @@ from core.durable_files import atomic_write_json, read_jsonl
 from core.window_grid import iso_utc
 from executor import decision, wallet_guard
 from executor.journal import DecisionLog, TradeJournal
+from executor.orders import OrderEvent
 from executor.profiles import ProfileError, SiteProfile, WalletProfile, fill
 from executor.signals import SignalWatcher
 from executor.trade import Outcome
@@ -367,6 +368,21 @@ def test_a_settlement_the_risk_book_cannot_record_halts_until_resume(tmp_path, m
     assert status["halted"] and status["losses"] == 1 and status["open_positions"] == 0   # replayed from the journal
     RiskBook(d.cfg).resume(now)
     assert gate.check("BTC", W0 + 900, 10.0, now + 200) is None   # after the cooldown: free again
+
+
+def test_a_trade_left_reconciled_completes_as_filled_never_reconciled_twice(tmp_path):
+    from executor.reconcile import Reconciler
+
+    d = PaperDesk(tmp_path)
+    d.svc.journal.append("intent", "BTC", W0, "t1", slug="s", side="UP", amount=10.0, price=0.5)
+    d.svc.journal.append("reconciled", "BTC", W0, "t1", slug="s", found=True, order_id="o-1")
+    # a restart: the journal read back, the venue never asked again (it already said "found")
+    from executor.services import Services
+    svc = Services.build(d.cfg, clock=lambda: d.now)
+    Reconciler(svc, venue=None, recorder=type(d.recorder)(svc, d.gate)).run(min_age=0.0)
+    assert [e["event"] for e in svc.journal.events()] == ["intent", "reconciled", "filled"]
+    assert svc.journal.trades["t1"].first(OrderEvent.FILLED)["order_id"] == "o-1"
+    assert svc.journal.open_intents() == []
 
 
 def test_bad_browser_path_refuses_with_one_line(tmp_path):

@@ -98,3 +98,12 @@ def test_bad_lines_are_skipped_counted_and_an_unreadable_intent_blocks_its_asset
     assert j.state_of("a") == E.FILLED and j.state_of("zz") is NEW
     assert sum("line 4" in r.getMessage() for r in caplog.records) == 1
     assert len(path.read_text().splitlines()) == 7   # the file itself is never rewritten by a reader
+
+
+def test_a_window_with_an_unreadable_line_counts_as_traded(tmp_path):
+    path = tmp_path / "trades.jsonl"
+    with open(path, "w") as fh:   # an outcome without its intent (the intent line was lost or edited away)
+        fh.write(json.dumps({"ts": "2026-01-01T00:00:00Z", "event": "filled", "mode": "demo", "asset": "BTC",
+                             "window_start": W0, "trade_id": "lost"}) + "\n")
+    j = TradeJournal(path, "demo")
+    assert j.bad_lines and j.traded("BTC", W0) and not j.traded("BTC", W0 + 900)

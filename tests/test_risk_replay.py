@@ -110,3 +110,15 @@ def test_other_modes_are_not_counted(iso_env):
     demo.book.path.unlink(missing_ok=True)
     demo.rebuild()
     assert demo.status()["trades_today"] == 0 and demo.status()["pnl_today"] == 0
+
+
+def test_an_error_halt_supersedes_a_halt_the_new_day_would_clear(iso_env):
+    d = Desk(risk_cfg(iso_env, MAX_CONSECUTIVE_LOSSES=1, MAX_DAILY_LOSS=1000, RESUME_NEXT_DAY=1))
+    assert d.trade(-10.0).startswith("1 consecutive losses")
+    assert d.book.halt("could not record fill t9 in the risk book (OSError)", d.now, kind="error")
+    for _ in range(2):                              # the live book, then the rebuild without the cache
+        d.now += DAY
+        s = d.book.status(d.now)
+        assert s["halted"] and s["halt_kind"] == "error" and s["halt_reason"].startswith("could not record fill")
+        d.book.path.unlink()
+        d.rebuild()
