@@ -111,7 +111,10 @@ class Worker:
         except instance_lock.AlreadyHeld as exc:
             print(f"executor: {exc}", file=sys.stderr)
             return ExitStatus.REFUSED
-        svc.state.set(status=ExecutorStatus.STARTING, reason=None, pid=os.getpid(), started=svc.clock())
+        j = svc.journal
+        svc.state.set(status=ExecutorStatus.STARTING, reason=None, pid=os.getpid(), started=svc.clock(),
+                      journal={"bad_lines": len(j.bad_lines), "first_bad": j.bad_lines[:3],
+                               "blocked_assets": dict(j.blocked_assets)})
         svc.tick(force=True)
         self.risk.start()
         self.signals.start()
