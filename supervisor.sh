@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # The user's one entry point: setup, tests, and the process lifecycle (start, stop, status ...).
 set -euo pipefail
+# Everything this script and the processes it starts create (.venv, state/, logs/, profiles/)
+# is the user's only: trade history, P&L, the wallet's browser profile, secrets.
+umask 077
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 cd "$ROOT"

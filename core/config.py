@@ -8,6 +8,13 @@ no message echoes more than `SHOWN_CHARS` characters of a value.
 
 The supervisor's knobs (`SUPERVISOR_*`) are part of the same config: a value in `.env` applies
 as much as one in the environment, and a bad one refuses to start with one line (exit 2).
+
+Secrets reach supervised processes through a file, not their environment: the monitor writes
+`<STATE_DIR>/secrets.json` (mode 0600, atomically; removed when it stops) and sets
+`SECRETS_FILE=<path>` in each child's environment instead of the secret variables. `load_config`
+reads the secret variables (SECRET_VARS only) from `SECRETS_FILE` when it is set: over `.env`,
+under the environment. A file that is missing, not a JSON object, or readable by others refuses
+(exit 2, naming SECRETS_FILE).
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ KNOWN_FEEDS = ("sim", "binance", "coinbase", "replay", "replica")
 LIVE_CONFIRM_PHRASE = "I_UNDERSTAND"
 POLYMARKET_URL = "https://polymarket.com/crypto/15M"
 SECRET_VARS = ("METAMASK_PASSWORD", "CLOBBOT_DISCORD_WEBHOOK_URL")
+SECRETS_FILE_VAR = "SECRETS_FILE"  # a 0600 JSON file of SECRET_VARS the monitor hands its children
 RESERVED_PROFILE_NAMES = ("sites", "wallets")
 # The demo wallet's password when METAMASK_PASSWORD is unset (MODE=demo only): the replica's wallet
 # unlocks with it and the executor types it, so a standalone demo works on both sides. Not a secret.
@@ -129,6 +137,7 @@ class Config:
     supervisor_log_max_bytes: int = 10 * 1024 * 1024
     supervisor_log_keep: int = 3
     supervisor_start_timeout: float = 40.0
+    supervisor_fatal_retry: float = 300.0  # a FATAL child (not one that exited 2) is retried this often; 0: never
     supervisor_children_file: Path | None = None
     # (child name in lower case, heartbeat limit) for each SUPERVISOR_STALE_<NAME> set
     supervisor_stale: tuple[tuple[str, float], ...] = ()
@@ -355,8 +364,38 @@ def _writable_dir(var: str, path: Path) -> None:
 # ---- loading ----------------------------------------------------------------------
 
 
+def read_secrets_file(path: Path) -> dict[str, str]:
+    """The SECRET_VARS in SECRETS_FILE (a JSON object of strings, private to its owner); other keys ignored."""
+    var = SECRETS_FILE_VAR
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError as exc:
+        raise ConfigError(var, f"names a file that cannot be read ({shown(str(path))}: {exc.strerror or exc})",
+                          "state/secrets.json (the supervisor sets it; unset it to use .env)") from None
+    with os.fdopen(fd, "rb") as fh:
+        st = os.fstat(fh.fileno())
+        if st.st_mode & 0o077:
+            raise ConfigError(var, f"names a file others can read or write ({shown(str(path))}, mode"
+                              f" {st.st_mode & 0o777:o}): it must be mode 600", "state/secrets.json")
+        try:
+            doc = json.loads(fh.read().decode("utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ConfigError(var, f"names a file that is not valid JSON ({shown(str(path))}: {type(exc).__name__})",
+                              "state/secrets.json") from None
+    if not isinstance(doc, dict):
+        raise ConfigError(var, f"names a file that is not a JSON object ({shown(str(path))})", "state/secrets.json")
+    return {k: v for k, v in doc.items() if k in SECRET_VARS and isinstance(v, str)}
+
+
+def secrets_of(cfg: Config) -> dict[str, str]:
+    """The secret values a supervised child needs (what the monitor writes to SECRETS_FILE)."""
+    out = {"METAMASK_PASSWORD": str(cfg.metamask_password),
+           "CLOBBOT_DISCORD_WEBHOOK_URL": str(cfg.discord_webhook_url)}
+    return {k: v for k, v in out.items() if v}
+
+
 def _merged_env(env: Mapping[str, str] | None, dotenv_path: Path | None) -> dict[str, str]:
-    """`.env` first, the environment on top (the environment wins)."""
+    """`.env` first, then the secrets in SECRETS_FILE if set, the environment on top (the environment wins)."""
     base = os.environ if env is None else env
     if dotenv_path is None:
         dotenv_path = Path(base.get("DOTENV_PATH", REPO_ROOT / ".env"))
@@ -368,6 +407,9 @@ def _merged_env(env: Mapping[str, str] | None, dotenv_path: Path | None) -> dict
             raise ConfigError("DOTENV_PATH", f"could not be read ({dotenv_path}: {exc})",
                               ".env") from None
         merged.update({k: v for k, v in values.items() if v is not None})
+    secrets_file = (base.get(SECRETS_FILE_VAR) or "").strip()
+    if secrets_file:
+        merged.update(read_secrets_file(Path(secrets_file)))
     merged.update(base)
     return merged
 
@@ -405,6 +447,7 @@ def _supervisor_settings(e: Mapping[str, str], get: Callable) -> dict:
                                         _int(1024, None, "10485760")),
         "supervisor_log_keep": get("SUPERVISOR_LOG_KEEP", "3", _int(1, 100, "3")),
         "supervisor_start_timeout": get("SUPERVISOR_START_TIMEOUT", "40", _float(1, 3600, False, "40")),
+        "supervisor_fatal_retry": get("SUPERVISOR_FATAL_RETRY", "300", _float(0, 7 * 86400, False, "300")),
         "supervisor_children_file": _path(children_raw) if children_raw else None,
         "supervisor_stale": tuple(stale),
     }

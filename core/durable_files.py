@@ -76,7 +76,7 @@ def _why(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def atomic_write_bytes(path: Path | str, data: bytes, mode: int = 0o644) -> float:
+def atomic_write_bytes(path: Path | str, data: bytes, mode: int = 0o600) -> float:
     """Write `data` to `path` atomically: temp file in the same dir, fsync, replace, fsync dir.
 
     Returns time.perf_counter() taken just after os.replace: when readers see the new content.
@@ -116,7 +116,7 @@ def atomic_write_bytes(path: Path | str, data: bytes, mode: int = 0o644) -> floa
     return replaced_at
 
 
-def atomic_write_json(path: Path | str, obj: Any, mode: int = 0o644) -> float:
+def atomic_write_json(path: Path | str, obj: Any, mode: int = 0o600) -> float:
     """atomic_write_bytes of the JSON text; returns the perf_counter() reading at the replace."""
     data = json.dumps(obj, indent=2, sort_keys=False, allow_nan=False).encode() + b"\n"
     return atomic_write_bytes(path, data, mode)
@@ -190,7 +190,7 @@ def _append_locked(path: Path, line: bytes) -> None:
         try:
             fd = os.open(path, os.O_RDWR | os.O_APPEND)
         except FileNotFoundError:
-            fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o644)
+            fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o600)
             created = True
     except OSError as exc:
         raise AppendError(exc.errno, f"cannot append to {path}: open failed ({_why(exc)}); nothing was appended",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 
@@ -21,6 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m executor", description=__doc__.splitlines()[0])
     parser.add_argument("--probe", action="store_true", help="report which profile selectors match; trade nothing")
     args = parser.parse_args(argv)
+    os.umask(0o077)   # the journal, screenshots and state are the user's private trading records
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     cfg = config_or_exit()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 SITE_PAGE_KEYS = ("toast_success", "toast_error", "orders_panel", "order_row_for_slug")
@@ -98,6 +98,7 @@ class WalletProfile:
     data_row_value: str
     fields: dict[str, str]
     order_primary_type: str
+    order_guard: dict = field(default_factory=dict)   # executor.order_guard.Allowed.from_profile's input
 
     @classmethod
     def load(cls, path: Path) -> WalletProfile:
@@ -111,7 +112,7 @@ class WalletProfile:
         selectors: dict[str, list[str]] = {}
         for key, value in data.items():
             if key in ("name", "note", "popup_url_pattern", "data_row", "data_row_value", "fields",
-                       "order_primary_type"):
+                       "order_primary_type", "order_guard"):
                 continue
             try:
                 selectors[key] = _as_list(value)
@@ -127,8 +128,10 @@ class WalletProfile:
         for key in ("data_row", "data_row_value", "order_primary_type"):
             if not isinstance(data.get(key), str) or not data.get(key):
                 raise ProfileError(f"wallet profile {path}: missing '{key}'")
+        if not isinstance(data.get("order_guard", {}), dict):
+            raise ProfileError(f"wallet profile {path}: 'order_guard' must be an object")
         return cls(str(data.get("name", Path(path).stem)), Path(path), pattern, selectors, data["data_row"],
-                   data["data_row_value"], dict(fields), data["order_primary_type"])
+                   data["data_row_value"], dict(fields), data["order_primary_type"], dict(data.get("order_guard", {})))
 
     def is_popup_url(self, url: str) -> bool:
         return bool(self.popup_url_pattern.search(url or ""))

@@ -114,11 +114,11 @@ def cmd_run(a) -> ExitStatus:
             os.setsid()  # detached: no terminal, no SIGHUP when the shell that started us exits
         except PermissionError:
             pass  # already a session leader (started through setsid(1)): nothing to do
-    paths.state_dir.mkdir(parents=True, exist_ok=True)
+    _private_dirs(paths.state_dir, paths.log_dir)
     if a.lock_fd is not None:
         lock_fd = a.lock_fd
     else:
-        lock_fd = os.open(paths.lock_file, os.O_WRONLY | os.O_CREAT, 0o644)
+        lock_fd = os.open(paths.lock_file, os.O_WRONLY | os.O_CREAT, 0o600)
     try:
         # Inherited from supervisor.sh: the same open file, so this succeeds and keeps it locked.
         fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -225,7 +225,20 @@ def cmd_login(_a) -> ExitStatus:
     return login()
 
 
+def _private_dirs(*dirs) -> None:
+    """STATE_DIR and LOG_DIR hold trade history, P&L and secrets: the owner's only (0700)."""
+    for d in dirs:
+        try:
+            d.mkdir(mode=0o700, parents=True, exist_ok=True)
+            if d.stat().st_mode & 0o077:
+                os.chmod(d, 0o700)
+        except OSError as exc:
+            logging.getLogger("monitor").warning("monitor: could not make %s private (%s)", d, exc)
+
+
 def main(argv: list[str] | None = None) -> int:
+    # Everything the monitor and its children create (state, logs, profiles) is the user's only.
+    os.umask(0o077)
     p = argparse.ArgumentParser(prog="python -m monitor")
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("preflight").set_defaults(fn=cmd_preflight)

@@ -27,8 +27,8 @@ class PidRecord:
                 "descendants": [d.to_json() for d in self.descendants]}
 
 
-def write(path: Path, rec: PidRecord) -> None:
-    atomic_write_json(path, rec.to_json())
+def write(path: Path, rec: PidRecord, mode: int = 0o600) -> None:
+    atomic_write_json(path, rec.to_json(), mode=mode)
 
 
 def read(path: Path) -> tuple[PidRecord | None, str | None]:

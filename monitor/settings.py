@@ -16,7 +16,12 @@ SUPERVISOR_BACKOFF_BASE [1], SUPERVISOR_BACKOFF_MAX [60] (failed starts in a row
 child that dies sooner counts as a failed start), SUPERVISOR_MAX_FAILS [5] (failed starts in a row
 before FATAL), SUPERVISOR_STOP_TIMEOUT [15] (TERM -> KILL), SUPERVISOR_TICK [0.2],
 SUPERVISOR_STALE_<NAME> (heartbeat limit of one child), SUPERVISOR_LOG_MAX_BYTES [10485760],
-SUPERVISOR_LOG_KEEP [3], SUPERVISOR_START_TIMEOUT [40] (how long `start` waits for the screen).
+SUPERVISOR_LOG_KEEP [3], SUPERVISOR_START_TIMEOUT [40] (how long `start` waits for the screen),
+SUPERVISOR_FATAL_RETRY [300] (a FATAL child is tried again this often, with a notification each
+time; 0: never; a child that exited 2, refusing its config, is never retried automatically).
+
+Secrets never go into a child's environment: the monitor writes them to Paths.secrets_file
+(0600) and gives each child SECRETS_FILE (core.config reads it); see monitor/supervise.py.
 """
 
 from __future__ import annotations
@@ -57,6 +62,7 @@ class Knobs:
     tick: float = 0.2
     log_max_bytes: int = 10 * 1024 * 1024
     log_keep: int = 3
+    fatal_retry: float = 300.0  # seconds between automatic retries of a FATAL child; 0: never
 
     def backoff(self, failures: int) -> float:
         """1, 2, 4 ... capped: the wait before the next start after `failures` failed starts in a row."""
@@ -73,10 +79,11 @@ class Paths:
     down_dir: Path = field(init=False)
     status_file: Path = field(init=False)
     lock_file: Path = field(init=False)
+    secrets_file: Path = field(init=False)
 
     def __post_init__(self) -> None:
         for name, rel in (("pid_dir", "pids"), ("down_dir", "down"), ("status_file", "supervisor.json"),
-                          ("lock_file", "supervisor.lock")):
+                          ("lock_file", "supervisor.lock"), ("secrets_file", "secrets.json")):
             object.__setattr__(self, name, self.state_dir / rel)
 
     def pid_file(self, name: str) -> Path:
@@ -104,6 +111,7 @@ def knobs_of(cfg: Config) -> Knobs:
         tick=cfg.supervisor_tick,
         log_max_bytes=cfg.supervisor_log_max_bytes,
         log_keep=cfg.supervisor_log_keep,
+        fatal_retry=cfg.supervisor_fatal_retry,
     )
 
 
@@ -117,7 +125,9 @@ def default_children(cfg: Config, env: Mapping[str, str] | None = None) -> list[
     py = sys.executable
     hb = cfg.heartbeat_path
     children: list[ChildSpec] = []
-    password = str(cfg.metamask_password) or DEMO_WALLET_PASSWORD  # demo: core.config already defaults it
+    # No password in any child's environment: the monitor hands secrets over in a 0600 file
+    # (SECRETS_FILE); the replica's wallet and the executor both read METAMASK_PASSWORD from it
+    # through core.config (which defaults it to DEMO_WALLET_PASSWORD in demo).
     if cfg.mode == "demo":
         # The replica quotes BTC and ETH as always, and every asset the executor trades (core.config
         # allows only assets it prices: DEMO_ASSETS), so no configured asset waits for a market forever.
@@ -127,11 +137,8 @@ def default_children(cfg: Config, env: Mapping[str, str] | None = None) -> list[
             (py, "-m", "replica", "--port", str(cfg.replica_port), "--wallet-port", str(cfg.replica_wallet_port),
              "--window-seconds", str(cfg.window_seconds), "--state-file", str(cfg.state_dir / "replica.json"),
              "--heartbeat", str(hb("replica")), "--assets", ",".join(replica_assets)),
-            (hb("replica"),), cfg.stale_after_for("replica", 30.0),
-            # The replica's wallet unlocks with the same password the executor types (never argv).
-            {"REPLICA_WALLET_PASSWORD": password, "METAMASK_PASSWORD": password}))
-    demo_env = {"METAMASK_PASSWORD": password} if cfg.mode == "demo" else {}
-    engine_env = dict(demo_env)
+            (hb("replica"),), cfg.stale_after_for("replica", 30.0)))
+    engine_env: dict[str, str] = {}
     if cfg.mode == "demo" and not feeds_set_by_user(env):
         # The demo's signals follow the demo venue's own price path (the replica serves it in
         # Binance's shape), so prob_up relates to how demo trades settle. A user's FEEDS wins.
@@ -142,7 +149,7 @@ def default_children(cfg: Config, env: Mapping[str, str] | None = None) -> list[
         cfg.stale_after_for("signal_engine", max(15.0, 10 * cfg.signal_interval)), engine_env))
     children.append(ChildSpec(
         "executor", (py, "-m", "executor"), (hb("executor"),),
-        cfg.stale_after_for("executor", max(90.0, 3 * cfg.step_timeout)), demo_env))
+        cfg.stale_after_for("executor", max(90.0, 3 * cfg.step_timeout))))
     return children
 
 

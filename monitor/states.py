@@ -8,7 +8,8 @@ The values are what `state/supervisor.json` and `status` show (a contract: FATAL
     STOPPING --gone--> EXITED (it exited or was killed as hung) | DOWN | STOPPED (shutdown)
     EXITED   --> BACKOFF (restarted after 0, 1, 2, 4 ... s) | FATAL (MAX_FAILS failed starts in a row)
     BACKOFF  --> RUNNING (spawned again)
-    FATAL    --`up`--> STARTING;   DOWN --down file removed--> STARTING
+    FATAL    --`up`, or the automatic retry every SUPERVISOR_FATAL_RETRY s (never after exit 2)--> STARTING
+    DOWN     --down file removed--> STARTING
 
 A spawn that fails (no such program) goes from STARTING or BACKOFF straight to EXITED. Anything
 not in the table raises IllegalTransition (and is logged): never silently accepted.
@@ -29,7 +30,7 @@ class ChildState(str, Enum):
     BACKOFF = "backoff"    # it exited; started again at next_start_at
     STOPPING = "stopping"  # TERM sent (KILL at the deadline); waiting for it and its leftovers to go
     EXITED = "exited"      # gone on its own (or killed as hung): about to be restarted or marked FATAL
-    FATAL = "FATAL"        # MAX_FAILS failed starts in a row: left down until `up`
+    FATAL = "FATAL"        # MAX_FAILS failed starts in a row (retried on a slow schedule), or exit 2 (until `up`)
     DOWN = "down"          # held down by a down file
 
     def __str__(self) -> str:

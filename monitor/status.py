@@ -96,6 +96,10 @@ def _processes(paths: Paths, specs: list[ChildSpec], doc: dict | None, monitor_a
         }
         if info.get("next_start_at") and state == ChildState.BACKOFF.value:
             entry["restart_in_s"] = round(max(0.0, info["next_start_at"] - now), 1)
+        if isinstance(info.get("retry_at"), (int, float)) and state == ChildState.FATAL.value:
+            entry["retry_in_s"] = round(max(0.0, info["retry_at"] - now), 1)
+        if info.get("fatal_retries"):
+            entry["fatal_retries"] = info["fatal_retries"]
         if info.get("last_exit"):
             entry["last_exit"] = info["last_exit"]
         if info.get("fatal_reason"):
@@ -123,13 +127,47 @@ def _signal(cfg: Config, now: float, path: Path | None = None) -> dict | None:
             "age_s": round(now - ts, 1) if ts is not None else None}
 
 
+def _journal_problems(journal: Any) -> dict | None:
+    """executor.json's `journal` ({bad_lines, first_bad, blocked_assets}) when it reports a problem."""
+    if not isinstance(journal, dict):
+        return None
+    bad = journal.get("bad_lines")
+    bad = bad if isinstance(bad, int) and not isinstance(bad, bool) and bad > 0 else 0
+    blocked = journal.get("blocked_assets")
+    if isinstance(blocked, list):
+        blocked = {str(a): None for a in blocked}
+    blocked = {str(k): v for k, v in blocked.items()} if isinstance(blocked, dict) else {}
+    if not bad and not blocked:
+        return None
+    first = journal.get("first_bad")
+    return {"bad_lines": bad, "first_bad": first if isinstance(first, list) else [], "blocked_assets": blocked}
+
+
 def _executor(cfg: Config) -> dict | None:
     res = read_json(cfg.executor_state_path)
     if not res.ok or not res.data:
         return None
     d = res.data
-    return {k: d.get(k) for k in ("status", "reason", "last_window", "last_trade", "updated", "counters")
-            if d.get(k) is not None}
+    out = {k: d.get(k) for k in ("status", "reason", "last_window", "last_trade", "updated", "counters")
+           if d.get(k) is not None}
+    problems = _journal_problems(d.get("journal"))
+    if problems:
+        out["journal"] = problems
+    return out
+
+
+def _first_bad_text(item: Any) -> str:
+    """One of executor.json's first bad journal lines, short: 'line 12 (missing asset)'."""
+    if isinstance(item, dict):
+        where = item.get("line", item.get("lineno"))
+        why = item.get("problem", item.get("reason", item.get("why")))
+        path = item.get("path", item.get("file"))
+        bits = [f"line {where}" if where is not None else None, f"of {Path(str(path)).name}" if path else None,
+                f"({why})" if why else None]
+        text = " ".join(b for b in bits if b) or json.dumps(item, default=str)
+    else:
+        text = str(item)
+    return text if len(text) <= 100 else text[:97] + "..."
 
 
 def _trades(cfg: Config, now: float) -> dict:
@@ -227,6 +265,8 @@ def render(st: dict) -> str:
             extra.append(f"next start in {p['restart_in_s']:.0f}s (failed starts {p.get('failed_starts', 0)})")
         if p.get("fatal_reason"):
             extra.append(("" if p["state"] == ChildState.FATAL.value else "was FATAL: ") + p["fatal_reason"])
+        if p.get("retry_in_s") is not None:
+            extra.append(f"next automatic retry in {_dur(p['retry_in_s'])} (or ./supervisor.sh up {name})")
         if p.get("held_down"):
             extra.append(f"held down by {p['held_down']}")
         lines.append(f"{name:<14} {p['state']:<9} " + "  ".join(extra))
@@ -245,6 +285,17 @@ def render(st: dict) -> str:
         lw = ex.get("last_window") or {}
         lines.append(f"{'executor':<14} {ex.get('status')}{' (' + str(ex['reason']) + ')' if ex.get('reason') else ''}"
                      f"  last window {lw.get('slug', '-')} {lw.get('action', '')}".rstrip())
+        jp = ex.get("journal")
+        if jp:
+            bits = []
+            if jp["bad_lines"]:
+                first = ", ".join(_first_bad_text(b) for b in jp["first_bad"][:3])
+                bits.append(f"{jp['bad_lines']} unreadable journal line(s) skipped" + (f": {first}" if first else ""))
+            if jp["blocked_assets"]:
+                blocked = ", ".join(f"{a} ({_first_bad_text(why)})" if why else a
+                                    for a, why in jp["blocked_assets"].items())
+                bits.append(f"no new orders for {blocked} until reconciled")
+            lines.append(f"{'journal':<14} " + "; ".join(bits))
     tr = st["trades"]
     last = tr.get("last")
     if last:

@@ -140,6 +140,8 @@ def stop_all(paths: Paths, knobs: Knobs, out: Callable[[str], None] = print) -> 
             out(f"stop: killing {len(stray)} leftover process(es) of that run: pids "
                 + ", ".join(str(i.pid) for i in stray))
             signal_members(stray, signal.SIGKILL)
+    if not lock_held(paths):
+        paths.secrets_file.unlink(missing_ok=True)  # a killed monitor could not remove it itself
     _mark_stopped(paths)
     if survived:
         out("stop: not everything could be stopped (see above)")
@@ -174,4 +176,4 @@ def _mark_stopped(paths: Paths) -> None:
             changed = True
     if changed:
         doc["updated_at"] = time.time()
-        atomic_write_json(paths.status_file, doc)
+        atomic_write_json(paths.status_file, doc, mode=0o600)

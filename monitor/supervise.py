@@ -5,12 +5,15 @@ of legal transitions; every change goes through `Child.to`, and an illegal one r
 
     starting --start--> running --exit / stale heartbeat / down file--> stopping --all gone-->
         exited --> backoff (0 s after a healthy run; 1, 2, 4 ... 60 s after failed starts) --> running ...
-               --> FATAL   (after MAX_FAILS failed starts in a row: left down, logged, notified)
+               --> FATAL   (after MAX_FAILS failed starts in a row: logged, notified, and tried again
+                            every SUPERVISOR_FATAL_RETRY s (300), notified each time: FATAL -> starting)
         down    (a `down` file holds it down on purpose; removing the file starts it again)
 
-A child that exits 2 (ExitStatus.REFUSED: its own config check refused) is FATAL at once: the
-same config would refuse again. A start "failed" when the child died within MIN_UPTIME seconds,
-or was killed as hung without ever having beaten since it started. Every child runs in its own
+A child that exits 2 (ExitStatus.REFUSED: its own config check refused) is FATAL at once and
+never retried automatically: the same config would refuse again (`up` or `restart` retries it).
+A start "failed" when the child died within MIN_UPTIME seconds, or was killed as hung without
+ever having beaten since it started. Secrets reach the children in STATE_DIR/secrets.json (0600,
+removed at shutdown; SECRETS_FILE in their environment), never as environment variables. Every child runs in its own
 session and process group; processes it starts in groups of their own (Chromium, via Playwright)
 are recorded from the process table every couple of seconds and signalled too, so a stop or a
 restart leaves no orphan.
@@ -26,7 +29,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.config import REPO_ROOT, Config
+from core.config import REPO_ROOT, SECRET_VARS, SECRETS_FILE_VAR, Config, secrets_of
 from core.durable_files import atomic_write_json, read_json
 from core.exit_codes import ExitStatus
 
@@ -55,6 +58,9 @@ REAP_GRACE_S = 3.0  # after a child exits: how long its leftovers get before SIG
 STARTUP_GATE_S = 10.0  # initial start: wait this long for a child's first beat before the next
 STATUS_EVERY_S = 5.0
 ROTATE_EVERY_S = 10.0
+PRIVATE = 0o600  # files the monitor writes (state, logs, secrets): the owner's only (umask 077 as well)
+# Never passed on in a child's environment (they reach it through SECRETS_FILE instead).
+SCRUBBED_VARS = frozenset((*SECRET_VARS, "REPLICA_WALLET_PASSWORD", SECRETS_FILE_VAR))
 
 
 @dataclass
@@ -76,6 +82,8 @@ class Child:
     fatal_reason: str | None = None
     termed_leftovers: bool = False
     exited_at: float = 0.0
+    retry_at: float | None = None  # FATAL: when it is tried again by itself (None: only by `up`)
+    fatal_retries: int = 0  # automatic retries of a FATAL child so far
 
     @property
     def name(self) -> str:
@@ -164,18 +172,36 @@ class Monitor:
         self._status_cache: dict | None = None
         self.ident = ident_of(os.getpid())
         self.notify = Notify(cfg)
+        self.secrets_file: Path | None = None  # written by write_secrets(); given to children as SECRETS_FILE
+
+    # ---- secrets ------------------------------------------------------------------
+    def write_secrets(self) -> None:
+        """Secrets go to the children in a 0600 file, never in their environment (which other tools,
+        core dumps and /proc/<pid>/environ expose, and which Chromium and its helpers inherit)."""
+        secrets = secrets_of(self.cfg)
+        if not secrets:
+            self.remove_secrets()
+            return
+        atomic_write_json(self.paths.secrets_file, secrets, mode=PRIVATE)
+        self.secrets_file = self.paths.secrets_file
+
+    def remove_secrets(self) -> None:
+        self.paths.secrets_file.unlink(missing_ok=True)
+        self.secrets_file = None
 
     # ---- starting -----------------------------------------------------------------
     def _spawn(self, c: Child) -> None:
         now = self.clock()
         self.paths.log_dir.mkdir(parents=True, exist_ok=True)
-        env = dict(self.base_env)
+        env = {k: v for k, v in self.base_env.items() if k not in SCRUBBED_VARS}
+        if self.secrets_file is not None:
+            env[SECRETS_FILE_VAR] = str(self.secrets_file)
         env.update(c.spec.env)
         env["SUPERVISED_BY"] = str(os.getpid())
         env.setdefault("PYTHONUNBUFFERED", "1")  # lines reach logs/<name>.log as they are written
         if self.ident is not None:
             env[TAG_VAR] = run_tag(self.ident)
-        fd = os.open(self.paths.log_file(c.name), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        fd = os.open(self.paths.log_file(c.name), os.O_WRONLY | os.O_APPEND | os.O_CREAT, PRIVATE)
         try:
             os.write(fd, f"---- supervisor: starting {c.name} (start #{c.starts + 1}) at "
                          f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(now))}\n".encode())
@@ -202,7 +228,7 @@ class Monitor:
         if c.ident is None:
             return
         pidfiles.write(self.paths.pid_file(c.name),
-                       PidRecord(c.name, c.ident, list(c.spec.argv), c.started_at, c.desc))
+                       PidRecord(c.name, c.ident, list(c.spec.argv), c.started_at, c.desc), mode=PRIVATE)
 
     # ---- stopping -----------------------------------------------------------------
     def _begin_stop(self, c: Child, reason: str, now: float, timeout: float | None = None) -> None:
@@ -280,13 +306,18 @@ class Monitor:
         if refused or c.failures >= self.knobs.max_fails:
             # Exit 2: the child refused on its own config check; the same config refuses again, so
             # a restart only fills the log. Left down until the config is fixed and `up` is run.
+            # Any other FATAL is tried again on a slow schedule (a full disk, a network outage
+            # end by themselves: an unattended machine recovers without `up`).
             c.to(ChildState.FATAL)
+            retry = self.knobs.fatal_retry if not refused and self.knobs.fatal_retry > 0 else None
+            c.retry_at = None if retry is None else now + retry
+            when = f"tried again every {retry:g} s" if retry is not None else "left down"
             c.fatal_reason = (f"refused to run (exit {int(ExitStatus.REFUSED)}: its configuration check failed);"
                               f" not restarted: fix what the last line of {self.paths.log_file(c.name)} names"
                               if refused else
                               f"{c.failures} failed starts in a row (last: {reason} after {uptime:.1f} s);"
-                              f" left down, see {self.paths.log_file(c.name)}")
-            log.error("%s: FATAL: %s. The other processes carry on; ./supervisor.sh up %s retries it.",
+                              f" {when}, see {self.paths.log_file(c.name)}")
+            log.error("%s: FATAL: %s. The other processes carry on; ./supervisor.sh up %s retries it now.",
                       c.name, c.fatal_reason, c.name)
             self.notify.send("fatal", f"{c.name} FATAL: {c.fatal_reason}")
             return
@@ -353,7 +384,9 @@ class Monitor:
                     retry.unlink(missing_ok=True)
                     log.info("%s: retry requested (./supervisor.sh up %s); starting it again", c.name, c.name)
                     c.to(ChildState.STARTING)
-                    c.failures, c.fatal_reason, c.next_start_at = 0, None, now
+                    c.failures, c.fatal_reason, c.next_start_at, c.retry_at = 0, None, now, None
+                elif c.retry_at is not None and now >= c.retry_at:
+                    self._retry_fatal(c, now)
             elif retry.exists():
                 retry.unlink(missing_ok=True)  # a retry only means something for a FATAL child
             if c.state == ChildState.DOWN:
@@ -370,6 +403,17 @@ class Monitor:
             rotate_logs(self.paths.log_dir, self.knobs.log_max_bytes, self.knobs.log_keep)
         self.write_status(now)
 
+    def _retry_fatal(self, c: Child, now: float) -> None:
+        """The slow schedule: a FATAL child (never one that exited 2) gets MAX_FAILS fresh starts."""
+        c.fatal_retries += 1
+        c.to(ChildState.STARTING)
+        c.failures, c.next_start_at, c.retry_at = 0, now, None  # fatal_reason stays: status shows "was FATAL"
+        log.warning("%s: FATAL for %g s; trying it again by itself (automatic retry #%d, every"
+                    " SUPERVISOR_FATAL_RETRY=%g s)", c.name, self.knobs.fatal_retry, c.fatal_retries,
+                    self.knobs.fatal_retry)
+        self.notify.send("fatal", f"{c.name} was FATAL ({c.fatal_reason}); trying it again now"
+                         f" (automatic retry #{c.fatal_retries}, every {self.knobs.fatal_retry:g} s)")
+
     # ---- status -------------------------------------------------------------------
     def status_doc(self, now: float, monitor_state: str = "running") -> dict:
         kids = {}
@@ -379,6 +423,7 @@ class Monitor:
                 "started_at": c.started_at or None, "restarts": c.restarts, "failed_starts": c.failures,
                 "next_start_at": c.next_start_at if c.state == ChildState.BACKOFF else None,
                 "last_exit": c.last_exit, "fatal_reason": c.fatal_reason,
+                "retry_at": c.retry_at if c.state == ChildState.FATAL else None, "fatal_retries": c.fatal_retries,
                 "heartbeat": [str(p) for p in c.spec.heartbeat], "stale_after": c.spec.stale_after,
             }
         return {"monitor": {"pid": os.getpid(), "state": monitor_state, "started_at": self.started_at},
@@ -389,7 +434,7 @@ class Monitor:
         doc = self.status_doc(now, monitor_state)
         if force or doc != self._status_cache or now - self._last_status >= STATUS_EVERY_S:
             doc["updated_at"] = now
-            atomic_write_json(self.paths.status_file, doc)
+            atomic_write_json(self.paths.status_file, doc, mode=PRIVATE)
             doc.pop("updated_at")
             self._status_cache, self._last_status = doc, now
 
@@ -402,7 +447,13 @@ class Monitor:
     def run(self) -> ExitStatus:
         self.paths.pid_dir.mkdir(parents=True, exist_ok=True)
         if self.ident:
-            pidfiles.write(self.paths.pid_file("monitor"), PidRecord("monitor", self.ident, [], self.started_at))
+            pidfiles.write(self.paths.pid_file("monitor"), PidRecord("monitor", self.ident, [], self.started_at),
+                           mode=PRIVATE)
+        try:
+            self.write_secrets()
+        except OSError as exc:  # a full disk: the children start, and find their secrets in .env or not at all
+            log.error("monitor: could not write %s (%s); children get no secrets from the monitor",
+                      self.paths.secrets_file, exc)
         log.info("monitor: pid %d supervising %s (mode %s)", os.getpid(),
                  ", ".join(c.name for c in self.children), self.cfg.mode)
         try:
@@ -442,6 +493,7 @@ class Monitor:
                 log.warning("monitor: %d process(es) started under this run outlived their parents (pids %s);"
                             " killing them", len(stray), ", ".join(str(i.pid) for i in stray))
                 signal_members(stray, signal.SIGKILL)
+        self.remove_secrets()
         self.write_status(self.clock(), "stopped", force=True)
         self.notify.close()
         pidfiles.remove(self.paths.pid_file("monitor"))

@@ -1,7 +1,7 @@
 """`python -m replica`: run the market page and the wallet popup on 127.0.0.1.
 
-Exit codes: 0 after SIGTERM/SIGINT (state snapshotted), 2 for a bad configuration or
-argument, 3 when a port cannot be bound.
+Exit codes (core.exit_codes.ExitStatus): 0 after SIGTERM/SIGINT (state snapshotted), 2 for a bad
+configuration or argument, 1 when a port cannot be bound or the final snapshot fails.
 """
 
 from __future__ import annotations
@@ -15,16 +15,14 @@ import threading
 import time
 from pathlib import Path
 
-from core.config import ConfigError, load_config
+from core.config import DEMO_WALLET_PASSWORD, ConfigError, load_config
 from core.durable_files import atomic_write_json, touch_heartbeat
+from core.exit_codes import ExitStatus
 
 from .server import App, make_servers
 from .state import ReplicaState, Settings
 
 log = logging.getLogger("replica")
-DEMO_PASSWORD = "replica"
-EXIT_CONFIG = 2
-EXIT_BIND = 3
 
 
 def _assets(text: str) -> tuple[str, ...]:
@@ -86,7 +84,7 @@ def _config_defaults() -> dict:
         cfg = load_config(check_dirs=False)
     except ConfigError as exc:
         print(f"replica: {exc}", file=sys.stderr)
-        raise SystemExit(EXIT_CONFIG) from None
+        raise SystemExit(ExitStatus.REFUSED) from None
     return {"port": cfg.replica_port, "wallet_port": cfg.replica_wallet_port, "window_seconds": cfg.window_seconds,
             "fee_rate": cfg.fee_rate, "fee_exponent": cfg.fee_exponent,
             "password": str(cfg.metamask_password or "")}
@@ -101,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     if not password:
         log.warning("no wallet password configured (REPLICA_WALLET_PASSWORD or METAMASK_PASSWORD):"
                     " the documented demo default applies")
-        password = DEMO_PASSWORD
+        password = DEMO_WALLET_PASSWORD
     ptb = args.price_to_beat_delay
     if ptb is None:
         ptb = min(30.0, args.window_seconds / 3)
@@ -116,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         log.error("cannot bind 127.0.0.1 ports %s/%s: %s; pick others with --port/--wallet-port",
                   args.port, args.wallet_port, exc)
-        return EXIT_BIND
+        return ExitStatus.ERROR   # the ports may free up: the supervisor retries with back-off
 
     stop = threading.Event()
 
@@ -159,9 +157,9 @@ def main(argv: list[str] | None = None) -> int:
         state.snapshot()
     except OSError as exc:
         log.error("final snapshot to %s failed: %s", args.state_file, exc)
-        return 1
+        return ExitStatus.ERROR
     log.info("stopped")
-    return 0
+    return ExitStatus.OK
 
 
 if __name__ == "__main__":

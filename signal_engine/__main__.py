@@ -1,14 +1,20 @@
 """`python -m signal_engine [--once]`: the signal engine process.
 
-Exit codes: 0 on SIGTERM/SIGINT (after finishing the current write) or after `--once`;
-2 on invalid configuration (one stderr line, core.config.config_or_exit); 1 when it cannot
-start (another engine holds the state dir, an unusable replay file).
+Exit codes (core.exit_codes.ExitStatus): 0 on SIGTERM/SIGINT (after finishing the current write)
+or after `--once`; 2 on invalid configuration (one stderr line, core.config.config_or_exit) or when
+another engine already publishes one of its signal files (one line naming that engine's pid); 1
+when it cannot start otherwise (an unusable replay file).
+
+One writer per signal file: for its whole life the engine holds an exclusive lock
+(core.instance_lock) per signal file it writes, `<STATE_DIR>/signal_engine-<file stem>.lock`
+(`signal_engine-signal.lock` for signal.json, `signal_engine-signal-eth.lock` for
+signal-eth.json ...). The first asset always writes signal.json, so two engines never share a
+STATE_DIR, and two engines with different state directories never collide.
 """
 
 from __future__ import annotations
 
 import argparse
-import fcntl
 import json
 import logging
 import os
@@ -16,6 +22,7 @@ import sys
 import time
 from collections.abc import Callable
 
+from core import instance_lock
 from core.exit_codes import ExitStatus
 
 from .shutdown import ShutdownRequested, Stopper
@@ -49,21 +56,27 @@ def run_schedule(tick: Callable[[], object], interval: float, mono: Callable[[],
     return skipped
 
 
-def _lock_state_dir(path) -> int | None:
-    """Hold an exclusive lock for the life of the process: one engine per STATE_DIR."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+def lock_paths(cfg) -> list:
+    """The lock files of the signal files this engine writes (one per asset; see the module doc)."""
+    return [cfg.state_dir / f"signal_engine-{cfg.signal_path_for(a).stem}.lock" for a in cfg.assets]
+
+
+def hold_signal_locks(cfg) -> list:
+    """Lock every signal file this engine writes, for its life; AlreadyHeld if another engine has one."""
+    held = []
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        return None
-    os.ftruncate(fd, 0)
-    os.write(fd, f"{os.getpid()}\n".encode())
-    return fd
+        for a, path in zip(cfg.assets, lock_paths(cfg), strict=True):
+            held.append(instance_lock.hold(path, f"the {a} signal file {cfg.signal_path_for(a)}"))
+    except instance_lock.AlreadyHeld:
+        for fh in held:
+            fh.close()
+        raise
+    return held
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
+    os.umask(0o077)   # signal files, snapshots and logs are the user's own
     stopper = Stopper()
     if not args.once:
         stopper.install()          # as early as possible: a SIGTERM during start-up exits 0 too
@@ -80,6 +93,13 @@ def _main(args: argparse.Namespace, stopper: Stopper) -> int:
     from core.config import config_or_exit
 
     cfg = config_or_exit()
+    locks = []
+    if not args.once:              # --once writes nothing: it needs no lock
+        try:
+            locks = hold_signal_locks(cfg)
+        except instance_lock.AlreadyHeld as exc:
+            print(f"signal_engine: {exc}", file=sys.stderr)
+            return ExitStatus.REFUSED
 
     from .feeds import build_feed
     from .publisher import SignalEngine
@@ -96,11 +116,6 @@ def _main(args: argparse.Namespace, stopper: Stopper) -> int:
             print(json.dumps(doc, allow_nan=False))
         return ExitStatus.OK
 
-    lock_fd = _lock_state_dir(cfg.state_dir / "signal_engine.lock")
-    if lock_fd is None:
-        print(f"signal_engine: another signal engine is running on {cfg.state_dir}"
-              " (signal_engine.lock is held); not starting a second one", file=sys.stderr)
-        return ExitStatus.ERROR
     engine.guard = stopper.critical
     log.info("starting: mode=%s assets=%s feeds=%s interval=%gs window=%ds stale_after=%gs files=%s",
              cfg.mode, ",".join(cfg.assets), ",".join(cfg.feeds), cfg.signal_interval, cfg.window_seconds,
@@ -115,6 +130,8 @@ def _main(args: argparse.Namespace, stopper: Stopper) -> int:
         for tmp in left:   # atomic_write_bytes removes its temp file on any exit; belt and braces
             tmp.unlink(missing_ok=True)
         log.info("exiting after %d ticks (last seq %d)", engine.ticks, engine.seq)
+        for fh in locks:           # released by the exit anyway; explicit for the reader
+            fh.close()
     return ExitStatus.OK
 
 

@@ -155,9 +155,11 @@ def test_demo_wallet_password_applies_when_metamask_password_is_unset(tmp_path: 
     cfg = load_config(base, dotenv_path=tmp_path / "none", check_dirs=False)
     assert cfg.mode == "demo" and str(cfg.metamask_password) == DEMO_WALLET_PASSWORD == "demo-password"
     assert monitor_copy is DEMO_WALLET_PASSWORD
+    # No child's environment carries a password any more: the monitor hands it over in SECRETS_FILE.
     kids = {c.name: c for c in default_children(cfg, base)}
-    assert kids["replica"].env["REPLICA_WALLET_PASSWORD"] == DEMO_WALLET_PASSWORD
-    assert kids["executor"].env["METAMASK_PASSWORD"] == DEMO_WALLET_PASSWORD
+    assert not any(k in c.env for c in kids.values() for k in ("METAMASK_PASSWORD", "REPLICA_WALLET_PASSWORD"))
+    from core.config import secrets_of
+    assert secrets_of(cfg) == {"METAMASK_PASSWORD": DEMO_WALLET_PASSWORD}
     assert "demo-password" not in repr(cfg)  # still masked like any password
     # The user's password wins; paper and live never get a default.
     cfg = load_config({**base, "METAMASK_PASSWORD": "mine"}, dotenv_path=tmp_path / "none", check_dirs=False)
@@ -286,3 +288,56 @@ def test_demo_assets_are_the_ones_the_replica_quotes():
     from replica.pricing import BASE_PRICES
 
     assert set(DEMO_ASSETS) == set(BASE_PRICES)
+
+
+# ---- SECRETS_FILE: secrets reach supervised children in a 0600 file, not their environment -----------
+
+
+def _secrets(tmp_path: Path, doc, mode: int = 0o600) -> Path:
+    path = tmp_path / "secrets.json"
+    path.write_text(json.dumps(doc) if not isinstance(doc, str) else doc)
+    path.chmod(mode)
+    return path
+
+
+def test_secrets_file_supplies_secrets_over_dotenv_under_the_environment(tmp_path: Path):
+    from core.config import secrets_of
+
+    dotenv = tmp_path / "x.env"
+    dotenv.write_text("METAMASK_PASSWORD=from-dotenv\nPOSITION_SIZE=7\n")
+    base = {"STATE_DIR": str(tmp_path), "LOG_DIR": str(tmp_path), "PROFILE_DIR": str(tmp_path), "MODE": "paper"}
+    path = _secrets(tmp_path, {"METAMASK_PASSWORD": "from-file", "CLOBBOT_DISCORD_WEBHOOK_URL":
+                               "https://discord.com/api/webhooks/1/tok", "POSITION_SIZE": "99", "MODE": "live"})
+    cfg = load_config({**base, "SECRETS_FILE": str(path)}, dotenv_path=dotenv, check_dirs=False)
+    assert str(cfg.metamask_password) == "from-file" and str(cfg.discord_webhook_url).endswith("/tok")
+    assert cfg.position_size == 7 and cfg.mode == "paper"      # only secrets are taken from the file
+    assert secrets_of(cfg) == {"METAMASK_PASSWORD": "from-file",
+                               "CLOBBOT_DISCORD_WEBHOOK_URL": "https://discord.com/api/webhooks/1/tok"}
+    env_wins = load_config({**base, "SECRETS_FILE": str(path), "METAMASK_PASSWORD": "from-env"},
+                           dotenv_path=dotenv, check_dirs=False)
+    assert str(env_wins.metamask_password) == "from-env"
+    assert "from-file" not in repr(cfg) and "from-file" not in json.dumps(cfg.public_dict())
+
+
+@pytest.mark.parametrize("case,needle", [("missing", "cannot be read"), ("world_readable", "must be mode 600"),
+                                         ("not_json", "not valid JSON"), ("not_object", "not a JSON object")])
+def test_a_bad_secrets_file_is_refused_naming_secrets_file_never_a_secret(tmp_path: Path, case, needle):
+    path = {"missing": lambda: tmp_path / "gone.json",
+            "world_readable": lambda: _secrets(tmp_path, {"METAMASK_PASSWORD": "hunter2"}, 0o644),
+            "not_json": lambda: _secrets(tmp_path, '{"METAMASK_PASSWORD": "hunter2'),
+            "not_object": lambda: _secrets(tmp_path, ["hunter2"])}[case]()
+    with pytest.raises(ConfigError) as err:
+        load_config({"STATE_DIR": str(tmp_path), "SECRETS_FILE": str(path)}, dotenv_path=tmp_path / "no.env",
+                    check_dirs=False)
+    assert err.value.var == "SECRETS_FILE" and needle in str(err.value) and "hunter2" not in str(err.value)
+
+
+def test_supervisor_fatal_retry_defaults_to_five_minutes_and_is_validated(tmp_path: Path):
+    base = {"STATE_DIR": str(tmp_path)}
+    assert load_config(base, dotenv_path=tmp_path / "no.env", check_dirs=False).supervisor_fatal_retry == 300
+    assert load_config({**base, "SUPERVISOR_FATAL_RETRY": "0"}, dotenv_path=tmp_path / "no.env",
+                       check_dirs=False).supervisor_fatal_retry == 0      # 0: never retried by itself
+    for bad, needle in (("nan", "finite"), ("-5", ">= 0"), ("inf", "finite"), ("soon", "not a number")):
+        with pytest.raises(ConfigError) as err:
+            load_config({**base, "SUPERVISOR_FATAL_RETRY": bad}, dotenv_path=tmp_path / "no.env", check_dirs=False)
+        assert err.value.var == "SUPERVISOR_FATAL_RETRY" and needle in str(err.value)

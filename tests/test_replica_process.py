@@ -118,12 +118,12 @@ def test_bad_cli_arguments_exit_2(tmp_path):
     assert "--window-seconds must be 10..86400" in r.log_text()
 
 
-def test_taken_port_exits_3(tmp_path):
+def test_taken_port_exits_1_to_be_retried(tmp_path):
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         r = Replica(tmp_path / "busy")
         r.port = busy.getsockname()[1]
-        with pytest.raises(RuntimeError, match="exited with code 3"):
+        with pytest.raises(RuntimeError, match="exited with code 1"):
             r.start()
     assert "cannot bind" in r.log_text()

@@ -220,10 +220,23 @@ def test_demo_without_env_replaces_corrupt_file_writes_every_second_and_stops_on
         assert (state / "heartbeat" / "signal_engine").exists()
         snaps = read_jsonl(Path(iso_env["LOG_DIR"]) / "signals.jsonl")
         assert {s["asset"] for s in snaps} == {"BTC", "ETH"}
-        # a second engine on the same state dir refuses to start
-        second = spawn(env)
-        _, err = second.communicate(timeout=20)
-        assert second.returncode == 1 and b"another signal engine" in err
+        # One writer per signal file (issue 13, item 3): a second engine on the same state dir and
+        # assets, or on another asset set that shares a signal file (the first asset always writes
+        # signal.json), refuses with one line naming the running engine's pid, exit 2; nothing written.
+        for assets in ("BTC,ETH", "SOL"):
+            second = spawn(dict(env, ASSETS=assets))
+            _, err = second.communicate(timeout=20)
+            lines = err.decode().strip().splitlines()
+            assert second.returncode == 2, err
+            assert len(lines) == 1 and f"pid {proc.pid}" in lines[0] and "signal_engine-signal.lock" in lines[0]
+        assert not (state / "signal-sol.json").exists()
+        assert {p.name for p in state.glob("signal_engine-*.lock")} == {"signal_engine-signal.lock",
+                                                                      "signal_engine-signal-eth.lock"}
+        assert (state / "signal_engine-signal-eth.lock").read_text().strip() == str(proc.pid)
+        # umask 077: what the engine creates is its owner's only
+        assert (state / "heartbeat").stat().st_mode & 0o777 == 0o700
+        assert (state / "heartbeat" / "signal_engine").stat().st_mode & 0o777 == 0o600
+        assert (state / "signal_engine-signal.lock").stat().st_mode & 0o777 == 0o600
 
         t0 = time.monotonic()
         proc.send_signal(signal.SIGTERM)

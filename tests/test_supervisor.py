@@ -356,3 +356,54 @@ def test_status_says_when_the_monitor_is_gone(sup, tmp_path):
     assert not process_alive(pid)
     wait_for(lambda: _running_pid(state, "alpha", not_pid=pid), 10, "alpha running after restart")
     tracker.note_all()
+
+
+CHILD_READS_ITS_SECRETS = (
+    "import os, sys\n"
+    "from core.config import load_config\n"
+    "cfg = load_config()\n"
+    "fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)\n"
+    "os.write(fd, (str(cfg.metamask_password) + '\\n' + str(cfg.discord_webhook_url)).encode())\n"
+    "os.close(fd)\n"
+    "os.execv(sys.executable, [sys.executable, *sys.argv[2:]])\n"
+)
+
+
+def test_secrets_reach_children_in_a_private_file_not_their_environment_and_files_are_private(sup, tmp_path):
+    """Issue 13, item 7: no secret in a child's /proc/<pid>/environ (it gets SECRETS_FILE, a 0600 file
+    the monitor removes at stop); umask 077: state/ and logs/ 0700, what is created in them 0600."""
+    env, state, logs, tracker = sup
+    password, token = "pw-Zq9-not-in-environ", "tok-Zq9-not-in-environ"
+    Path(env["DOTENV_PATH"]).write_text(f"MODE=demo\nMETAMASK_PASSWORD={password}\n")
+    env["CLOBBOT_DISCORD_WEBHOOK_URL"] = f"http://127.0.0.1:9/api/webhooks/1/{token}"   # from the environment
+    seen = tmp_path / "seen-by-child"
+    stub = stub_child("alpha")
+    stub["argv"] = ["{python}", "-c", CHILD_READS_ITS_SECRETS, str(seen), *stub["argv"][1:]]
+    env["SUPERVISOR_CHILDREN_FILE"] = str(write_children(tmp_path, [stub]))
+    _start(env)
+    pid = wait_for(lambda: _running_pid(state, "alpha", fresh_after=0), 10, "alpha running")
+    tracker.note_all()
+    # The child got both secrets through core.config ...
+    assert seen.read_text().splitlines() == [password, env["CLOBBOT_DISCORD_WEBHOOK_URL"]]
+    # ... and neither is in its environment (nor REPLICA_WALLET_PASSWORD); SECRETS_FILE names the file.
+    secrets = state / "secrets.json"
+    if procfs.HAVE_PROC:
+        entries = procfs.environ(pid)
+        assert entries is not None
+        raw = b"\0".join(entries)
+        assert password.encode() not in raw and token.encode() not in raw
+        assert not [e for e in entries if e.startswith((b"METAMASK_PASSWORD=", b"REPLICA_WALLET_PASSWORD=",
+                                                        b"CLOBBOT_DISCORD_WEBHOOK_URL="))]
+        assert f"SECRETS_FILE={secrets}".encode() in entries
+    assert json.loads(secrets.read_text())["METAMASK_PASSWORD"] == password
+    # Private: the directories 0700, every file the monitor and its children created 0600.
+    for d in (state, logs, state / "pids", state / "heartbeat"):
+        assert d.stat().st_mode & 0o777 == 0o700, d
+    for f in (secrets, logs / "alpha.log", logs / "monitor.log", state / "pids" / "alpha.json",
+              state / "pids" / "monitor.json", state / "supervisor.json", state / "supervisor.lock",
+              state / "heartbeat" / "alpha"):
+        assert f.stat().st_mode & 0o777 == 0o600, f"{f}: {f.stat().st_mode & 0o777:o}"
+    assert password not in (logs / "monitor.log").read_text() + (logs / "alpha.log").read_text()
+    r = run_sup(env, "stop")
+    assert r.returncode == 0, r.stderr
+    assert not secrets.exists() and not process_alive(pid)

@@ -4,6 +4,7 @@ child state machine's transition table, SUPERVISOR_* knobs from the config (and 
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import os
 import subprocess
@@ -305,3 +306,176 @@ def test_demo_signal_engine_reads_the_replica_unless_the_user_chose_feeds(tmp_pa
     assert "FEEDS" not in engine_env({**base, "MODE": "paper"})               # paper/live: real exchanges
     replica = next(c for c in default_children(load_config(base), base) if c.name == "replica")
     assert "--port" in replica.argv and str(load_config(base).replica_port) in replica.argv
+
+
+# ---- FATAL retried on a slow schedule (issue 13, item 5) -------------------------------------
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.t = 1_000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+class _Sent:
+    """Stands in for the monitor's notifier: records (event, text)."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str]] = []
+
+    def send(self, event: str, text: str) -> None:
+        self.sent.append((event, text))
+
+    def close(self, timeout: float = 5.0) -> None:
+        return None
+
+
+def render_line(mon, clock: _Clock, name: str) -> str:
+    """`status`'s line for one child, from the monitor's own status document."""
+    from monitor.status import render
+
+    doc = mon.status_doc(clock.t)
+    st = {"mode": "demo", "market_url": "-", "monitor": {"state": "stopped"}, "ok": False,
+          "processes": {n: {"state": c["state"], "fatal_reason": c["fatal_reason"]}
+                        for n, c in doc["children"].items()},
+          "signals": {}, "executor": None, "trades": {"last": None, "today": {"filled": 0, "wins": 0, "losses": 0,
+                                                                            "pnl": 0.0}, "path": "-"}, "risk": None}
+    return next(ln for ln in render(st).splitlines() if ln.startswith(name + " "))
+
+
+def _tick_until(mon, c, want: ChildState, clock: _Clock, limit: int = 200) -> None:
+    """Tick a monitor (with a fake clock that advances 0.01 s a tick) until `c` is in `want`; the
+    stub exits at once, so waiting for it is a wait on the process, never a sleep."""
+    for _ in range(limit):
+        if c.state is want:
+            return
+        mon.tick()
+        clock.t += 0.01
+        if c.proc is not None:
+            c.proc.wait(timeout=10)
+    raise AssertionError(f"{c.name} never reached {want.name} (state {c.state.name})")
+
+
+def test_a_fatal_child_is_retried_on_the_slow_schedule_with_a_notification_each_time(tmp_path, monkeypatch):
+    """MAX_FAILS failed starts -> FATAL; after SUPERVISOR_FATAL_RETRY the monitor tries it again by
+    itself (FATAL -> starting, through the table) and notifies; FATAL again -> retried again. A child
+    that exited 2 (refused its config) stays FATAL however long one waits."""
+    import monitor.supervise as supervise
+    from monitor.settings import paths_of
+    from tests.supervisor_support import STUB
+
+    taken: list[tuple[str, str, str]] = []
+
+    def recording(name, old, new):
+        taken.append((name, old.value, new.value))
+        return check_transition(name, old, new)
+
+    monkeypatch.setattr(supervise, "check_transition", recording)
+    cfg = load_config(_dirs(tmp_path, SUPERVISOR_MAX_FAILS="2", SUPERVISOR_MIN_UPTIME="60",
+                            SUPERVISOR_BACKOFF_BASE="0.01", SUPERVISOR_FATAL_RETRY="30"),
+                      dotenv_path=tmp_path / "no.env")
+    assert knobs_of(cfg).fatal_retry == 30
+    broken = ChildSpec("broken", (sys.executable, str(STUB), "--beat", str(tmp_path / "hb"), "--fail-fast"), (), 30.0)
+    picky = ChildSpec("picky", (sys.executable, "-c", "raise SystemExit(2)"), (), 30.0)
+    clock = _Clock()
+    mon = supervise.Monitor(cfg, [broken, picky], knobs_of(cfg), paths_of(cfg), clock=clock)
+    mon.notify = _Sent()
+    b, p = mon.children
+    try:
+        _tick_until(mon, b, ChildState.FATAL, clock)
+        _tick_until(mon, p, ChildState.FATAL, clock)
+        fatal_at = clock.t
+        assert b.starts == 2 and b.retry_at is not None and p.retry_at is None and p.starts == 1
+        doc = mon.status_doc(clock.t)["children"]
+        assert doc["broken"]["retry_at"] == b.retry_at and doc["picky"]["retry_at"] is None
+        assert "tried again every 30 s" in b.fatal_reason and "not restarted" in p.fatal_reason
+        for _ in range(5):                      # not before its time
+            mon.tick()
+        assert b.state is ChildState.FATAL and b.starts == 2
+        clock.t = b.retry_at                    # five minutes by default; 30 s here, on a fake clock
+        mon.tick()
+        assert b.state is ChildState.STARTING and b.fatal_retries == 1 and b.failures == 0
+        assert ("broken", "FATAL", "starting") in taken
+        assert "was FATAL" in render_line(mon, clock, "broken")
+        mon.tick()                              # spawned on the next tick
+        assert b.starts == 3
+        _tick_until(mon, b, ChildState.FATAL, clock)
+        assert b.starts == 4 and b.failures == 2  # MAX_FAILS fresh starts, then FATAL again
+        clock.t = b.retry_at
+        mon.tick()
+        mon.tick()
+        assert b.fatal_retries == 2 and b.starts == 5
+        # Exit 2 never comes back by itself, however long one waits.
+        clock.t = fatal_at + 10 * 3600
+        _tick_until(mon, b, ChildState.FATAL, clock)
+        mon.tick()
+        assert p.state is ChildState.FATAL and p.starts == 1
+        assert ("picky", "FATAL", "starting") not in taken
+    finally:
+        mon.shutdown()
+    retries = [t for e, t in mon.notify.sent if e == "fatal" and "trying it again" in t]
+    assert len(retries) == 2 and all(t.startswith("broken was FATAL") for t in retries)
+    assert "automatic retry #1" in retries[0] and "automatic retry #2" in retries[1]
+    fatals = [t for e, t in mon.notify.sent if e == "fatal" and t.startswith("broken FATAL")]
+    assert len(fatals) >= 3 and [t for e, t in mon.notify.sent if t.startswith("picky FATAL")]
+    assert not [t for e, t in mon.notify.sent if t.startswith("picky was FATAL")]
+
+
+def test_status_shows_the_next_automatic_retry_of_a_fatal_child(tmp_path):
+    from monitor.settings import paths_of
+    from monitor.status import build, render
+
+    cfg = load_config(_dirs(tmp_path), dotenv_path=tmp_path / "no.env", check_dirs=False)
+    paths = paths_of(cfg)
+    now = time.time()
+    paths.status_file.write_text(json.dumps({
+        "monitor": {"pid": 1, "state": "stopped"}, "mode": "demo", "market_url": "http://x", "order": ["a", "b"],
+        "children": {"a": {"state": "FATAL", "fatal_reason": "5 failed starts in a row", "retry_at": now + 125,
+                           "fatal_retries": 2},
+                     "b": {"state": "FATAL", "fatal_reason": "refused to run (exit 2", "retry_at": None}}}))
+    st = build(cfg, paths, [], now=now)
+    assert 120 <= st["processes"]["a"]["retry_in_s"] <= 125 and st["processes"]["a"]["fatal_retries"] == 2
+    assert "retry_in_s" not in st["processes"]["b"]
+    text = render(st)
+    line_a = next(ln for ln in text.splitlines() if ln.startswith("a "))
+    line_b = next(ln for ln in text.splitlines() if ln.startswith("b "))
+    assert "next automatic retry in 2m0" in line_a and "automatic retry" not in line_b
+
+
+def test_status_shows_the_executors_journal_problems_text_and_json(tmp_path):
+    """executor.json's `journal` block: a line when bad_lines > 0 or an asset is blocked; none otherwise."""
+    from monitor.settings import paths_of
+    from monitor.status import build, render
+
+    cfg = load_config(_dirs(tmp_path), dotenv_path=tmp_path / "no.env", check_dirs=False)
+    paths = paths_of(cfg)
+
+    def status_with(journal):
+        cfg.executor_state_path.write_text(json.dumps({"status": "risk_error", "reason": "risk.json is locked",
+                                                       "journal": journal}))
+        st = build(cfg, paths, [])
+        lines = [ln for ln in render(st).splitlines() if ln.startswith("journal ")]
+        return st, lines
+
+    st, lines = status_with({"bad_lines": 0, "first_bad": [], "blocked_assets": {}})
+    assert "journal" not in st["executor"] and lines == []
+    assert st["executor"]["status"] == "risk_error" and "risk_error (risk.json is locked)" in render(st)
+    why = "an unreadable intent at trades.jsonl line 7 (missing asset): fix or remove the line; " + "x" * 200
+    st, lines = status_with({"bad_lines": 4, "first_bad": ["line 3: not a JSON object", "line 7: missing asset"],
+                             "blocked_assets": {"ETH": why}})
+    assert st["executor"]["journal"] == {"bad_lines": 4, "first_bad": ["line 3: not a JSON object",
+                                                                       "line 7: missing asset"],
+                                         "blocked_assets": {"ETH": why}}
+    assert json.loads(json.dumps(st, default=str))["executor"]["journal"]["bad_lines"] == 4   # --json carries it
+    assert len(lines) == 1
+    assert "4 unreadable journal line(s) skipped: line 3: not a JSON object, line 7: missing asset" in lines[0]
+    assert "no new orders for ETH (an unreadable intent at trades.jsonl line 7" in lines[0]
+    assert "x" * 150 not in lines[0]
+    st, lines = status_with({"bad_lines": 0, "first_bad": [], "blocked_assets": {"BTC": "journal: disk full"}})
+    assert lines == ["journal        no new orders for BTC (journal: disk full) until reconciled"]
+    st, lines = status_with({"bad_lines": 2, "first_bad": ["line 1: torn"], "blocked_assets": {}})
+    assert lines == ["journal        2 unreadable journal line(s) skipped: line 1: torn"]
+    st, lines = status_with("garbage")       # a malformed block is ignored, never a crash
+    assert "journal" not in st["executor"] and lines == []
