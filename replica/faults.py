@@ -23,6 +23,12 @@ KINDS: dict[str, str] = {
     "wallet_approve": "the next request is an unlimited token approval (primaryType Approve)",
     "wallet_larger_amount": "the next order request carries a larger amount than the page asked",
     "wallet_opposite_side": "the next order request is for the opposite side",
+    "api_unavailable": "the public APIs (/gamma, /clob: replica/market_api.py) answer 503",
+    "api_slow": "the public APIs answer `ms` milliseconds late (param ms, default 3000)",
+    "api_rate_limited": "the public APIs answer 429 with Retry-After: 1",
+    "api_geoblock": "the public APIs answer 403 (geoblocked)",
+    "api_html": "the public APIs answer an HTML page (status 200) instead of JSON",
+    "api_empty_book": "the next CLOB /book has no bids and no asks",
 }
 ADVERSARY_KINDS = ("wallet_other_origin", "wallet_transfer", "wallet_approve", "wallet_larger_amount",
                    "wallet_opposite_side")
@@ -67,7 +73,7 @@ def parse_fault(spec: object, fault_id: int, now: float, assets: tuple[str, ...]
     if mode not in MODES:
         raise FaultError(f"fault mode must be 'once' or 'persistent', got {mode!r}")
     ms = 0
-    if kind in ("popup_delay", "slow_page"):
+    if kind in ("popup_delay", "slow_page", "api_slow"):
         raw = spec.get("ms", DEFAULT_MS)
         if isinstance(raw, bool) or not isinstance(raw, (int, float)) or not 0 <= raw <= MAX_MS:
             raise FaultError(f"fault {kind}: ms must be a number of milliseconds 0..{MAX_MS}, got {raw!r}")

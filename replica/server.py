@@ -5,8 +5,9 @@ JSON (`/api/state`, `/api/intents`, `/api/requests/<id>`) and the test/demo API
 (`/api/health`, `/api/markets`, `/api/orders`, `/api/settlements`, `/api/reset`,
 `/api/faults`, `/api/wallet`), and Binance-shaped price endpoints over the replica's own price
 path (`/api/v3/ticker/price`, `/api/v3/klines`: see binance_api.py; the demo's signal engine
-reads them). Wallet port (another origin, as an extension is): the popup `/notification.html`
-and its JSON under `/wallet/api/`. Both bind 127.0.0.1 only.
+reads them), and Polymarket's public Gamma and CLOB read-only APIs under `/gamma/...` and
+`/clob/...` (see market_api.py). Wallet port (another origin, as an extension is): the popup
+`/notification.html` and its JSON under `/wallet/api/`. Both bind 127.0.0.1 only.
 
 The local surface (issue 13): every mutating request (POST, PUT, DELETE) whose `Origin` is
 present and not the server's own origin is refused with 403 (so a page on another origin in the
@@ -27,7 +28,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-from . import binance_api
+from . import binance_api, market_api
 from .faults import KINDS, FaultError
 from .state import OrderError, ReplicaState
 
@@ -288,6 +289,8 @@ class MarketHandler(_Handler):
                 self.json(st.wallet_summary())
             elif path.startswith("/api/v3/") and (feed := binance_api.answer(st, path, self.query)) is not None:
                 self.json(feed[1], feed[0])
+            elif (api := market_api.answer(st, path, self.query)) is not None:   # /gamma/..., /clob/...
+                self._send(api.status, api.body, api.content_type, api.headers)
             elif path.startswith("/api/requests/"):
                 status = st.request_status(path[len("/api/requests/"):])
                 if status is None:
