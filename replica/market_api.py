@@ -363,15 +363,20 @@ def _levels(state: ReplicaState, tid: str, best: float, direction: int, now: flo
     return out
 
 
-def clob_book(state: ReplicaState, tid: str, empty: bool = False) -> Reply:
+def _open_book(state: ReplicaState, tid: str):
+    """(window, status, (bid, ask)) of an open token's book, or the 404 Reply the CLOB gives."""
     found = _lookup(state).token(tid)
-    if found is None:
+    s = _status(state, found[0]) if found is not None else None
+    if found is None or s.resolved:
         return _error(404, "No orderbook exists for the requested token id")
-    w, outcome = found
-    s = _status(state, w)
-    if s.resolved:
-        return _error(404, "No orderbook exists for the requested token id")
-    bid, ask = _bid_ask(s, outcome)
+    return found[0], s, _bid_ask(s, found[1])
+
+
+def clob_book(state: ReplicaState, tid: str, empty: bool = False) -> Reply:
+    opened = _open_book(state, tid)
+    if isinstance(opened, Reply):
+        return opened
+    w, s, (bid, ask) = opened
     bids = [] if empty or bid is None else _levels(state, tid, bid, -1, s.now)
     asks = [] if empty else _levels(state, tid, ask, +1, s.now)
     bids.sort(key=lambda lv: float(lv["price"]))                 # ascending: best bid last
@@ -385,14 +390,8 @@ def clob_book(state: ReplicaState, tid: str, empty: bool = False) -> Reply:
 
 
 def _best(state: ReplicaState, tid: str) -> tuple[float | None, float] | Reply:
-    found = _lookup(state).token(tid)
-    if found is None:
-        return _error(404, "No orderbook exists for the requested token id")
-    w, outcome = found
-    s = _status(state, w)
-    if s.resolved:
-        return _error(404, "No orderbook exists for the requested token id")
-    return _bid_ask(s, outcome)
+    opened = _open_book(state, tid)
+    return opened if isinstance(opened, Reply) else opened[2]
 
 
 def clob_market(state: ReplicaState, cid: str) -> Reply:
