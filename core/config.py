@@ -30,6 +30,7 @@ from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 
+from core import guard_caps
 from core.exit_codes import ExitStatus
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -571,6 +572,8 @@ def load_config(env: Mapping[str, str] | None = None, dotenv_path: Path | None =
         raise ConfigError("REPLAY_FILE", "must name a CSV file when FEEDS includes replay",
                           "../shared/data/btcusdt_1m_dev.csv.gz")
     _check_files(cfg)
+    for var, problem, example in guard_caps.problems(cfg, e):
+        raise ConfigError(var, problem, example)
     if check_dirs:
         _writable_dir("STATE_DIR", cfg.state_dir)
         _writable_dir("LOG_DIR", cfg.log_dir)

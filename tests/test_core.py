@@ -341,3 +341,22 @@ def test_supervisor_fatal_retry_defaults_to_five_minutes_and_is_validated(tmp_pa
         with pytest.raises(ConfigError) as err:
             load_config({**base, "SUPERVISOR_FATAL_RETRY": bad}, dotenv_path=tmp_path / "no.env", check_dirs=False)
         assert err.value.var == "SUPERVISOR_FATAL_RETRY" and needle in str(err.value)
+
+
+def test_live_refuses_guard_values_that_switch_a_guard_off_unless_overridden(tmp_path: Path):
+    base = {"STATE_DIR": str(tmp_path), "LOG_DIR": str(tmp_path), "PROFILE_DIR": str(tmp_path), "MODE": "live",
+            "LIVE_CONFIRM": "I_UNDERSTAND"}
+    load = lambda **kv: load_config({**base, **kv}, dotenv_path=tmp_path / "none", check_dirs=False)  # noqa: E731
+    assert load().mode == "live"                                              # the defaults pass
+    for var, value in (("MAX_DAILY_LOSS", "100000"), ("MAX_OPEN_EXPOSURE", "50000"), ("MAX_POSITION_SIZE", "5000"),
+                       ("MAX_CONSECUTIVE_LOSSES", "1000"), ("MAX_TRADES_PER_DAY", "100000")):
+        with pytest.raises(ConfigError) as info:
+            load(**{var: value})
+        assert info.value.var == var and "RISK_LIMITS_OVERRIDE=I_UNDERSTAND" in str(info.value)
+        assert load(**{var: value}, RISK_LIMITS_OVERRIDE="I_UNDERSTAND").mode == "live"
+    with pytest.raises(ConfigError) as info:
+        load(POSITION_SIZE="60", MAX_DAILY_LOSS="50", MAX_POSITION_SIZE="60")
+    assert info.value.var == "POSITION_SIZE" and "one losing trade" in str(info.value)
+    paper = load_config({**base, "MODE": "paper", "MAX_DAILY_LOSS": "100000"}, dotenv_path=tmp_path / "none",
+                        check_dirs=False)
+    assert paper.max_daily_loss == 100000                                     # no money at stake: kept

@@ -203,6 +203,8 @@ def test_live_without_password_refuses_with_one_line(env, tmp_path):
             "SITE_PROFILE": "replica", "MARKET_URL": "http://127.0.0.1:9/crypto/15M", "ENTRY_END": "600",
             "CHROME_PROFILE": "live-test"}
     lenv.pop("METAMASK_PASSWORD")
+    for var in ("MAX_OPEN_EXPOSURE", "MAX_CONSECUTIVE_LOSSES", "MAX_DAILY_LOSS"):   # live keeps its guard caps
+        lenv.pop(var)
     out = subprocess.run([sys.executable, "-m", "executor"], cwd=str(REPO), capture_output=True, text=True,
                          timeout=60, env=lenv)
     assert out.returncode == 2, out.stderr
