@@ -28,15 +28,38 @@ def _err(msg: str) -> None:
     print(msg, file=sys.stderr)
 
 
+# What the commands that never trade need to find the running processes, whatever else is wrong.
+LOCATION_VARS = ("STATE_DIR", "LOG_DIR", "PROFILE_DIR", "MODE", "ASSETS", "REPLICA_PORT", "REPLICA_WALLET_PORT",
+                 "SUPERVISOR_CHILDREN_FILE")
+
+
 def _cfg(lenient: bool = False) -> Config:
-    """The config. `lenient` (stop, status, down/up, paths: commands that never trade) accepts a
-    MODE=live .env whose confirmation came from `start --live` and so is not in this environment."""
+    """The config. `lenient` (stop, status, down/up, paths, logs: commands that never trade) accepts a
+    MODE=live .env whose confirmation came from `start --live` and so is not in this environment, and
+    survives a typo elsewhere in .env: it says so, and goes on with the locations alone, so that a
+    bad .env can never keep the user from seeing or stopping what runs."""
     env = {**os.environ, "LIVE_CONFIRM": "I_UNDERSTAND"} if lenient else None
     try:
         return load_config(env)
     except ConfigError as exc:
         _err(str(exc))
+        if lenient:
+            cfg = _locations_only(env or {})
+            if cfg is not None:
+                _err("supervisor: going on with STATE_DIR/LOG_DIR only; fix the line above before the next start")
+                return cfg
         raise SystemExit(ExitStatus.REFUSED) from None
+
+
+def _locations_only(env: dict[str, str]) -> Config | None:
+    from core.config import _merged_env
+
+    try:
+        merged = _merged_env(env, None)
+        keep = {k: merged[k] for k in LOCATION_VARS if k in merged}
+        return load_config({**keep, "LIVE_CONFIRM": "I_UNDERSTAND", "DOTENV_PATH": os.devnull})
+    except ConfigError:
+        return None
 
 
 def _specs(cfg: Config):

@@ -30,7 +30,7 @@ from typing import Any
 from filelock import FileLock
 
 from core.config import Config
-from core.durable_files import LOCK_TIMEOUT_S, append_jsonl, atomic_write_json, read_json
+from core.durable_files import LOCK_TIMEOUT_S, append_jsonl, atomic_write_json, read_json, read_jsonl
 from core.window_grid import iso_utc, parse_iso_utc, utc_day
 
 log = logging.getLogger("risk.guards")
@@ -206,7 +206,15 @@ class RiskBook:
         """(state, must_save): a fresh or repaired state must be written even if unchanged."""
         res = read_json(self.path)
         if res.problem == "missing":
-            return _fresh_state(utc_day(now)), True
+            # risk.json is a cache: gone (deleted while running, a first start), it is what the journals
+            # imply, never a fresh book that would forget today's losses or a halt.
+            from risk.replay import derive_state  # here: risk.replay builds on this module
+
+            state = derive_state(self.cfg, read_jsonl(self.cfg.trades_path), read_jsonl(self.journal_path), now)
+            if state["trades_today"] or state["halted"] or state["open"] or state["settled_ids"]:
+                log.warning("%s was missing: rebuilt from %s and %s", self.path, self.cfg.trades_path.name,
+                            self.journal_path.name)
+            return state, True
         problem = res.problem or _validate(res.data or {})
         if problem is None and res.data is not None:
             state = _fresh_state(utc_day(now))

@@ -133,6 +133,6 @@ def rebuild(book: guards.RiskBook, trade_events: Iterable[dict], now: float) -> 
         changed = differences(st if existed else None, merged)
         st.clear()
         st.update(merged)
-    if changed:
+    if changed and (events or existed):
         log.warning("risk book rebuilt from the journals: %s", "; ".join(changed))
     return changed

@@ -121,7 +121,13 @@ cmd_logs() {
       *[!A-Za-z0-9_-]*) die "logs: not a process name: ${name}" ;;
       *) f="${SUP_LOG_DIR}/${name}.log" ;;
     esac
-    [ -e "$f" ] || say "logs: ${f} does not exist yet; waiting for it (Ctrl-C to quit)"
+    if [ ! -e "$f" ]; then
+      case "$name" in
+        monitor|replica|signal_engine|executor|trades|decisions|signals)
+          say "logs: ${f} does not exist yet; waiting for it (Ctrl-C to quit)" ;;
+        *) die "logs: no log named ${name} in ${SUP_LOG_DIR} (names: monitor, replica, signal_engine, executor, trades, decisions, signals)" ;;
+      esac
+    fi
     files=("$f")
   fi
   exec tail -n 20 -F "${files[@]}"

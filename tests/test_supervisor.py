@@ -407,3 +407,19 @@ def test_secrets_reach_children_in_a_private_file_not_their_environment_and_file
     r = run_sup(env, "stop")
     assert r.returncode == 0, r.stderr
     assert not secrets.exists() and not process_alive(pid)
+
+
+def test_a_typo_in_env_never_keeps_status_or_stop_from_working(sup, tmp_path):
+    env, state, logs, tracker = sup
+    env["SUPERVISOR_CHILDREN_FILE"] = str(write_children(tmp_path, [stub_child("alpha")]))
+    _start(env)
+    wait_for(lambda: _running_pid(state, "alpha", fresh_after=0), 10, "alpha running")
+    tracker.note_all()
+    (tmp_path / "test.env").write_text("MODE=demo\nMAX_DAILY_LOSS=abc\n")        # the user edits .env while it runs
+    status = run_sup(env, "status")
+    assert status.returncode == 0, status.stdout + status.stderr               # everything is still up, and shown
+    assert "MAX_DAILY_LOSS" in status.stderr and "alpha" in status.stdout
+    stop = run_sup(env, "stop", timeout=60)
+    assert stop.returncode == 0 and "MAX_DAILY_LOSS" in stop.stderr, stop.stdout + stop.stderr
+    assert not tracker.kill_leftovers()                                        # nothing left running
+    assert run_sup(env, "start").returncode == 2                               # but nothing starts on it

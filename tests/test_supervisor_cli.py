@@ -128,3 +128,9 @@ def test_a_bad_browser_path_refuses_start_with_one_line_exit_2(env, tmp_path, wh
     assert bad not in lines[0] and bad[:70] in lines[0]
     assert not (Path(env["STATE_DIR"]) / "supervisor.json").exists()
     assert not (Path(env["STATE_DIR"]) / "pids" / "monitor.json").exists()
+
+
+def test_logs_of_a_misspelt_name_fails_at_once_instead_of_waiting(env):
+    (Path(env["LOG_DIR"])).mkdir(parents=True, exist_ok=True)
+    r = run_sup(env, "logs", "exectuor", timeout=30)
+    assert r.returncode != 0 and "no log named exectuor" in r.stderr and "executor" in r.stderr
