@@ -155,7 +155,7 @@ def read_json(path: Path | str) -> ReadResult:
 
 
 def _lock_for(path: Path) -> FileLock:
-    return FileLock(str(path) + ".lock", timeout=LOCK_TIMEOUT_S)
+    return FileLock(str(path) + ".lock", timeout=LOCK_TIMEOUT_S, mode=0o600)
 
 
 def append_jsonl(path: Path | str, record: dict) -> None:

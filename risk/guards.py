@@ -239,7 +239,7 @@ class RiskBook:
         """Lock, load, roll the day over, let the caller mutate, save if changed, journal."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         journal: list[dict] = []
-        lock = FileLock(str(self.path) + ".lock", timeout=LOCK_TIMEOUT_S)
+        lock = FileLock(str(self.path) + ".lock", timeout=LOCK_TIMEOUT_S, mode=0o600)
         with lock.acquire(poll_interval=LOCK_POLL_S):
             state, must_save = self._load(now, journal)
             before = copy.deepcopy(state)

@@ -263,3 +263,9 @@ def test_a_failed_rollback_is_reported_not_hidden(tmp_path, monkeypatch):
     # The partial line is never read as a record, and the next append starts on a new line.
     df.append_jsonl(p, {"event": "intent", "n": 4})
     assert [r["n"] for r in df.read_jsonl(p)] == [1, 1, 4]
+
+
+def test_lock_files_are_private(tmp_path):
+    p = tmp_path / "j.jsonl"
+    df.append_jsonl(p, {"n": 1})
+    assert (p.stat().st_mode & 0o777) == 0o600 and (Path(str(p) + ".lock").stat().st_mode & 0o777) == 0o600
