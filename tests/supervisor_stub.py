@@ -16,6 +16,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -41,19 +42,20 @@ def main() -> int:
     else:
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     if a.grandchild:
-        g = subprocess.Popen([sys.executable, "-c", "import time\nwhile True: time.sleep(1)"],
+        g = subprocess.Popen([sys.executable, "-c", "import signal\nsignal.pause()"],
                              start_new_session=True)
         Path(a.grandchild).write_text(str(g.pid))
     beat = Path(a.beat)
     beat.parent.mkdir(parents=True, exist_ok=True)
     print(f"stub: pid {os.getpid()} beating {beat}", file=sys.stderr, flush=True)
     t0 = time.monotonic()
+    beat_pace = threading.Event()   # never set: wait() paces the beats
     while True:
         beat.touch()
         os.utime(beat)
         if a.exit_after is not None and time.monotonic() - t0 > a.exit_after:
             return 4
-        time.sleep(a.interval)
+        beat_pace.wait(a.interval)   # the stub's heartbeat period (its workload), not a wait
 
 
 if __name__ == "__main__":

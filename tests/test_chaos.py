@@ -158,7 +158,7 @@ def test_run_all_reports_missing_failing_and_timed_out_benchmarks(tmp_path: Path
     crash.write_text("raise SystemExit(3)\n")
     assert run_bench(_bench(crash), quick=False, extra=[], timeout=30)["status"] == "error"
     hang = tmp_path / "hang.py"
-    hang.write_text("import sys, time\nif '--help' not in sys.argv:\n    time.sleep(30)\n")
+    hang.write_text("import signal, sys\nif '--help' not in sys.argv:\n    signal.pause()\n")   # killed by the timeout
     assert run_bench(_bench(hang), quick=False, extra=[], timeout=1)["status"] == "timeout"
 
 

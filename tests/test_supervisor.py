@@ -256,7 +256,7 @@ def test_corrupt_or_reused_pid_files_are_never_killed(sup, tmp_path):
     env, state, logs, tracker = sup
     env["SUPERVISOR_CHILDREN_FILE"] = str(write_children(tmp_path, [stub_child("alpha"), stub_child("beta")]))
     # An unrelated process in a group of its own, whose pid ends up in our pid files.
-    victim = subprocess.Popen([sys.executable, "-c", "import time\nwhile True: time.sleep(1)"],
+    victim = subprocess.Popen([sys.executable, "-c", "import signal\nsignal.pause()"],
                               start_new_session=True)
     try:
         from monitor.procs import ident_of

@@ -235,7 +235,7 @@ def test_rotation_rotates_logs_never_journals(tmp_path):
 
 
 def test_identity_tells_a_reused_pid_from_ours():
-    p = subprocess.Popen([sys.executable, "-c", "import time\nwhile True: time.sleep(1)"], start_new_session=True)
+    p = subprocess.Popen([sys.executable, "-c", "import signal\nsignal.pause()"], start_new_session=True)
     try:
         me = ident_of(p.pid)
         assert me is not None and me.alive() and me.pgid == p.pid
@@ -254,7 +254,7 @@ def test_identity_without_proc_uses_ps(monkeypatch):
     """The macOS path (no /proc): start times from `ps -o lstart=`, the tree from `ps -A`."""
     import monitor.procs as procs
 
-    p = subprocess.Popen([sys.executable, "-c", "import time\nwhile True: time.sleep(1)"], start_new_session=True)
+    p = subprocess.Popen([sys.executable, "-c", "import signal\nsignal.pause()"], start_new_session=True)
     try:
         monkeypatch.setattr(procs, "_HAVE_PROC", False)
         me = procs.ident_of(p.pid)
