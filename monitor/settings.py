@@ -30,7 +30,7 @@ import json
 import os
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from core.config import DEMO_WALLET_PASSWORD, REPO_ROOT, Config, _merged_env
@@ -52,17 +52,26 @@ class ChildSpec:
     env: Mapping[str, str] = field(default_factory=dict)
 
 
+def _default(name: str):
+    """The default of Config.supervisor_<name>: the knobs' defaults have one home, core/config."""
+    return next(f.default for f in fields(Config) if f.name == f"supervisor_{name}")
+
+
+KNOB_NAMES = ("backoff_base", "backoff_max", "min_uptime", "max_fails", "stop_timeout", "tick", "log_max_bytes",
+              "log_keep", "fatal_retry")
+
+
 @dataclass(frozen=True)
 class Knobs:
-    backoff_base: float = 1.0
-    backoff_max: float = 60.0
-    min_uptime: float = 5.0
-    max_fails: int = 5
-    stop_timeout: float = 15.0
-    tick: float = 0.2
-    log_max_bytes: int = 10 * 1024 * 1024
-    log_keep: int = 3
-    fatal_retry: float = 300.0  # seconds between automatic retries of a FATAL child; 0: never
+    backoff_base: float = _default("backoff_base")
+    backoff_max: float = _default("backoff_max")
+    min_uptime: float = _default("min_uptime")
+    max_fails: int = _default("max_fails")
+    stop_timeout: float = _default("stop_timeout")
+    tick: float = _default("tick")
+    log_max_bytes: int = _default("log_max_bytes")
+    log_keep: int = _default("log_keep")
+    fatal_retry: float = _default("fatal_retry")   # seconds between automatic retries of a FATAL child; 0: never
 
     def backoff(self, failures: int) -> float:
         """1, 2, 4 ... capped: the wait before the next start after `failures` failed starts in a row."""
@@ -102,17 +111,7 @@ def paths_of(cfg: Config) -> Paths:
 
 def knobs_of(cfg: Config) -> Knobs:
     """The monitor's timing knobs: the SUPERVISOR_* values of the validated config."""
-    return Knobs(
-        backoff_base=cfg.supervisor_backoff_base,
-        backoff_max=cfg.supervisor_backoff_max,
-        min_uptime=cfg.supervisor_min_uptime,
-        max_fails=cfg.supervisor_max_fails,
-        stop_timeout=cfg.supervisor_stop_timeout,
-        tick=cfg.supervisor_tick,
-        log_max_bytes=cfg.supervisor_log_max_bytes,
-        log_keep=cfg.supervisor_log_keep,
-        fatal_retry=cfg.supervisor_fatal_retry,
-    )
+    return Knobs(**{name: getattr(cfg, f"supervisor_{name}") for name in KNOB_NAMES})
 
 
 def feeds_set_by_user(env: Mapping[str, str]) -> bool:
