@@ -65,6 +65,8 @@ STRATEGIES = ("seed", "edge")
 SIZINGS = ("fixed", "kelly")
 LIVE_CONFIRM_PHRASE = "I_UNDERSTAND"
 POLYMARKET_URL = "https://polymarket.com/crypto/15M"
+GAMMA_URL = "https://gamma-api.polymarket.com"   # public read-only market data (docs.polymarket.com)
+CLOB_URL = "https://clob.polymarket.com"
 # The demo wallet's password when METAMASK_PASSWORD is unset (MODE=demo only): the replica's wallet
 # unlocks with it and the executor types it, so a standalone demo works on both sides. Not a secret.
 DEMO_WALLET_PASSWORD = "demo-password"
@@ -138,6 +140,13 @@ class Config:
     supervisor_stop_timeout: float = 15.0
     supervisor_tick: float = 0.2
     supervisor_log_max_bytes: int = 10 * 1024 * 1024
+    # market data (executor): Polymarket's Gamma and CLOB APIs; the replica serves both in demo
+    gamma_url: str = GAMMA_URL
+    clob_url: str = CLOB_URL
+    market_data_timeout: float = 5.0
+    # settlement: wait this long after a window's end for the market's own resolution, then settle
+    # from the feed's prices and mark the settlement estimated
+    resolution_wait: float = 3600.0
     supervisor_log_keep: int = 3
     supervisor_start_timeout: float = 40.0
     supervisor_fatal_retry: float = 300.0  # a FATAL child (not one that exited 2) is retried this often; 0: never
@@ -306,7 +315,8 @@ def load_config(env: Mapping[str, str] | None = None, dotenv_path: Path | None =
     if replica_wallet_port == replica_port:
         raise ConfigError("REPLICA_WALLET_PORT", f"must differ from REPLICA_PORT ({replica_port})",
                           str(replica_port + 1))
-    default_url = f"http://127.0.0.1:{replica_port}/crypto/15M" if demo else POLYMARKET_URL
+    demo_api = f"http://127.0.0.1:{replica_port}"
+    default_url = f"{demo_api}/crypto/15M" if demo else POLYMARKET_URL
 
     window_seconds = get("WINDOW_SECONDS", "60" if demo else "900", _int(10, 3600, "60"))
     if not demo and window_seconds != 900:
@@ -392,6 +402,11 @@ def load_config(env: Mapping[str, str] | None = None, dotenv_path: Path | None =
         replica_port=replica_port,
         replica_wallet_port=replica_wallet_port,
         bankroll=get("BANKROLL", str(40 * position_size), _float(0, None, True, "400")),
+        gamma_url=get("GAMMA_URL", demo_api + "/gamma" if demo else GAMMA_URL, _url(GAMMA_URL)),
+        clob_url=get("CLOB_URL", demo_api + "/clob" if demo else CLOB_URL, _url(CLOB_URL)),
+        market_data_timeout=get("MARKET_DATA_TIMEOUT", "5", _float(0.1, 60, False, "5")),
+        resolution_wait=get("RESOLUTION_WAIT", str(max(60.0, 4.0 * window_seconds)) if demo else "3600",
+                            _float(0, None, False, "3600")),
         **_supervisor_settings(e, get),
     )
     if "replay" in cfg.feeds and cfg.replay_file is None:
