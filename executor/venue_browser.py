@@ -18,6 +18,7 @@ from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import Page
 
 from executor.browser import BINDING, launch, observer_script
+from executor.market_view import MarketView
 from executor.pages import Interrupted, MarketPage, StepTimeout, Waiter, parse_window_start
 from executor.profiles import SiteProfile, WalletProfile
 from executor.trade import NOT_PLACED, ClickThrough, Order, Outcome, row_fields
@@ -56,6 +57,7 @@ class BrowserVenue:
         self._gone = threading.Event()
         self._on_window: WindowCallback | None = None
         self.in_trade = False
+        self.view = MarketView.from_config(cfg)   # Gamma/CLOB: token ids, books, resolutions (worker thread)
 
     # ---- connection --------------------------------------------------------------------------
     def waiter(self) -> Waiter:
