@@ -77,6 +77,7 @@ def sample(system: IsolatedSystem, window: int, t: float) -> dict:
     tab = procs.table()
     out: dict = {"t": round(t, 2), "window": window, "children": {}}
     total_pss = total_rss = 0.0
+    total_uss: float | None = 0.0
     for name in CHILDREN:
         c = system.child(name)
         if c is None:
@@ -88,6 +89,8 @@ def sample(system: IsolatedSystem, window: int, t: float) -> dict:
         out["children"][name] = m
         total_pss += m["pss_mb"]
         total_rss += m["rss_mb"]
+        total_uss = None if total_uss is None or m.get("uss_mb") is None else total_uss + m["uss_mb"]
+    out["total_uss_mb"] = round(total_uss, 2) if total_uss is not None else None
     out["total_pss_mb"] = round(total_pss, 2)
     out["total_rss_mb"] = round(total_rss, 2)
     return out
@@ -105,6 +108,10 @@ def summarize(system: IsolatedSystem, samples: list[dict], windows: int, window_
     # the executor's tree split: its Chromium processes, and the rest (Python + Playwright's driver)
     per_child["executor_browser"] = growth(samples, span, key=_browser)
     per_child["executor_python_and_driver"] = growth(samples, span, key=_exe_rest)
+    per_child_uss = {name: growth(samples, span, key=lambda s, n=name: (s["children"].get(n) or {}).get("uss_mb"))
+                     for name in CHILDREN}
+    per_child_uss["executor_browser"] = growth(
+        samples, span, key=lambda s: (s["children"].get("executor") or {}).get("browser_uss_mb"))
     cpu = {}
     for name in CHILDREN:
         pts = [(s["t"], (s["children"].get(name) or {}).get("cpu_s"), (s["children"].get(name) or {}).get("pid"))
@@ -125,6 +132,10 @@ def summarize(system: IsolatedSystem, samples: list[dict], windows: int, window_
         "memory_total_pss": growth(samples, span),
         "memory_total_rss": growth(samples, span, key=lambda s: s["total_rss_mb"]),
         "memory_per_process_pss": per_child,
+        # USS (private memory): PSS divides shared pages among every process mapping them, so it
+        # falls when another Chromium starts on the machine; USS does not. Growth is read from both.
+        "memory_total_uss": growth(samples, span, key=lambda s: s.get("total_uss_mb")),
+        "memory_per_process_uss": per_child_uss,
         "peak_total_pss_mb": peak,
         "cpu_percent_of_one_core": cpu,
         "decisions": len(decisions),
@@ -132,7 +143,7 @@ def summarize(system: IsolatedSystem, samples: list[dict], windows: int, window_
         "filled": sum(1 for e in events if e.get("event") == "filled"),
         "failed": sum(1 for e in events if e.get("event") == "failed"),
         "restarts": {n: (status.get("children", {}).get(n) or {}).get("restarts") for n in CHILDREN},
-        "series": [{"w": s["window"], "pss": s["total_pss_mb"],
+        "series": [{"w": s["window"], "pss": s["total_pss_mb"], "uss": s.get("total_uss_mb"),
                     **{n[:3]: (s["children"].get(n) or {}).get("pss_mb") for n in CHILDREN},
                     "browser": _browser(s)}
                    for s in samples[:: max(1, len(samples) // 200)]],

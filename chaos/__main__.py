@@ -29,6 +29,7 @@ from .audit import BAD_KEYS, audit, bad_total
 from .recorder import Recorder
 from .run import Chaos, Plan, executor_counters, open_intents
 from .system import CHILDREN, IsolatedSystem, SystemError_
+from .system_faults import SYSTEM_BAD_KEYS, SystemFaults
 
 log = logging.getLogger("chaos")
 STALE_TOLERANCE_S = 1.0
@@ -43,6 +44,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--gap-max", type=float, default=8.0, help="max seconds between two steps (default 8)")
     p.add_argument("--fault-probability", type=float, default=0.6,
                    help="chance, once per window, of arming the next replica fault when none is armed (default 0.6)")
+    p.add_argument("--no-system-faults", action="store_true",
+                   help="leave out the system faults (disk full on a small LOG_DIR filesystem, a held risk lock,"
+                        " a second executor, malformed journal lines): see chaos/system_faults.py")
     p.add_argument("--out", type=Path, default=None, help="JSON report (e.g. logs/chaos.json)")
     p.add_argument("--keep", type=Path, default=None, help="run in this directory and keep its state and logs")
     p.add_argument("--max-minutes", type=float, default=None,
@@ -94,9 +98,23 @@ def print_report(r: dict) -> None:
         f"  journal                   intents {a['intents']}, filled {a['filled']}, reconciled {a['reconciled']},"
         f" failed {a['failed']}, wallet_rejected {a['wallet_rejected']}, unknown {a['unknown']},"
         f" open at the end {a['open_intents']}",
-        f"  result                    {'PASS' if r['pass'] else 'FAIL'}"
-        + ("" if r["pass"] else ": " + ", ".join(f"{k}={a[k]}" for k in BAD_KEYS if a[k])),
     ]
+    sf = r.get("system_faults")
+    if sf:
+        kinds: dict[str, int] = {}
+        for f in sf["armed"]:
+            kinds[f["kind"]] = kinds.get(f["kind"], 0) + (0 if f.get("skipped") else 1)
+        lines += [
+            "  system faults             " + ", ".join(f"{k} {v}" for k, v in sorted(kinds.items()))
+            + f" (LOG_DIR: {sf['log_fs']})",
+            f"  intents while risk locked {sf['intents_while_risk_locked']}"
+            f"  (halts resumed {len(sf['resumed_halts'])})",
+            f"  second executor refused   {len(sf['second_executor']) - sf['second_executor_not_refused']}"
+            f" of {len(sf['second_executor'])}",
+        ]
+    bad = [f"{k}={a[k]}" for k in BAD_KEYS if a[k]] + [f"{k}={sf[k]}" for k in SYSTEM_BAD_KEYS if sf and sf[k]]
+    lines.append(f"  result                    {'PASS' if r['pass'] else 'FAIL'}" + ("" if r["pass"] else ": "
+                                                                                      + ", ".join(bad)))
     print("\n".join(lines), flush=True)
     if not r["pass"]:
         for k in BAD_KEYS:
@@ -115,13 +133,27 @@ def run(a: argparse.Namespace) -> int:
         return ExitStatus.REFUSED
     rec = Recorder(system)
     plan = Plan(a.seed, a.gap_min, a.gap_max)
-    chaos = Chaos(system, rec, plan, a.kills, a.fault_probability)
+    sysfaults = None if a.no_system_faults else SystemFaults(system, a.seed)
+    chaos = Chaos(system, rec, plan, a.kills, a.fault_probability, sysfaults)
+    try:
+        return _run(a, system, cfg, rec, chaos, sysfaults, root)
+    finally:
+        if sysfaults is not None:
+            sysfaults.unmount_log_fs()
+        if tmp is not None:
+            tmp.cleanup()
+
+
+def _run(a: argparse.Namespace, system: IsolatedSystem, cfg, rec: Recorder, chaos: Chaos,
+         sysfaults: SystemFaults | None, root: Path) -> int:
     t0 = time.time()
     settled = False
     status: dict = {}
     counters: dict = {}
     try:
         rec.start()
+        if sysfaults is not None:
+            sysfaults.mount_log_fs()
         log.info("starting the system in %s (replica port %d)", root, system.port)
         system.start()
         if not system.wait_trading(timeout=max(90.0, 6 * a.window_seconds)):
@@ -154,6 +186,7 @@ def run(a: argparse.Namespace) -> int:
     result = audit(orders, journal, rec.signals, rec.wallet_events.values(), rec.wallet_requests,
                    system.base_url, cfg.signal_max_age, STALE_TOLERANCE_S)
     kids = status.get("children", {})
+    sf = sysfaults.verdict() if sysfaults is not None else None
     report = {
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t0)),
         "command": "python -m chaos " + " ".join(sys.argv[1:]),
@@ -171,14 +204,13 @@ def run(a: argparse.Namespace) -> int:
         "signals_recorded": len(rec.signals),
         "signal_max_age": cfg.signal_max_age, "stale_tolerance_s": STALE_TOLERANCE_S,
         "audit": result,
-        "pass": bad_total(result) == 0,
+        "system_faults": sf,
+        "pass": bad_total(result) == 0 and not (sf and any(sf[k] for k in SYSTEM_BAD_KEYS)),
         "state_dir": str(system.state_dir) if a.keep else None,
     }
     if a.out:
         atomic_write_json(a.out, report)
     print_report(report)
-    if tmp is not None:
-        tmp.cleanup()
     return ExitStatus.OK if report["pass"] else ExitStatus.ERROR
 
 

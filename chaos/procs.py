@@ -87,8 +87,11 @@ memory_kb = procfs.memory_kb  # (RSS, PSS) in kB; PSS falls back to RSS without 
 
 
 def tree_memory_mb(root: int, tab: dict[int, ProcInfo] | None = None) -> dict:
-    """Memory of root and its descendants: {'rss_mb', 'pss_mb', 'procs', 'browser_pss_mb'}."""
+    """Memory of root and its descendants: {'rss_mb', 'pss_mb', 'uss_mb', 'procs', 'browser_pss_mb',
+    'browser_uss_mb'}; USS (private memory) is None where smaps_rollup is unavailable."""
     rss = pss = bpss = 0
+    uss: int | None = 0
+    buss = 0
     n = 0
     for p in tree(root, tab):
         m = memory_kb(p.pid)
@@ -97,10 +100,14 @@ def tree_memory_mb(root: int, tab: dict[int, ProcInfo] | None = None) -> dict:
         n += 1
         rss += m[0]
         pss += m[1]
+        u = procfs.private_kb(p.pid)
+        uss = None if u is None or uss is None else uss + u
         if is_browser(p):
             bpss += m[1]
+            buss += u or 0
     return {"rss_mb": round(rss / 1024, 2), "pss_mb": round(pss / 1024, 2), "procs": n,
-            "browser_pss_mb": round(bpss / 1024, 2)}
+            "uss_mb": round(uss / 1024, 2) if uss is not None else None,
+            "browser_pss_mb": round(bpss / 1024, 2), "browser_uss_mb": round(buss / 1024, 2)}
 
 
 cpu_seconds = procfs.cpu_seconds

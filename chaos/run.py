@@ -37,6 +37,7 @@ from core.durable_files import iter_jsonl, read_json
 from . import procs
 from .recorder import Recorder
 from .system import IsolatedSystem
+from .system_faults import SystemFaults
 
 log = logging.getLogger("chaos")
 
@@ -110,8 +111,9 @@ class Plan:
 
 class Chaos:
     def __init__(self, system: IsolatedSystem, recorder: Recorder, plan: Plan, kills: int,
-                 fault_probability: float = 0.6):
+                 fault_probability: float = 0.6, system_faults: SystemFaults | None = None):
         self.sys, self.rec, self.plan, self.target = system, recorder, plan, kills
+        self.system_faults = system_faults
         self.fault_p = fault_probability
         self.stats = Stats()
         self.done = 0
@@ -133,6 +135,8 @@ class Chaos:
     def maintain(self) -> None:
         self._end_outage_if_due()
         self._maybe_arm_fault()
+        if self.system_faults is not None:
+            self.system_faults.maintain(time.time())
 
     def _maybe_arm_fault(self) -> None:
         now = time.time()
@@ -247,6 +251,8 @@ class Chaos:
             log.info("%s: no %s seen within %.0fs; killing anyway", action, trigger, wait)
         if trigger and seen is not None:
             self.pause(step.delay)
+        while self.system_faults is not None and self.system_faults.busy():
+            self.pause(0.1)   # bounded: the second executor is killed after SECOND_EXECUTOR_WAIT_S
         pid = self._eligible(name)
         if pid is None:
             self.stats.skipped.append({"action": action, "why": f"{name} went away before the kill"})
@@ -293,6 +299,8 @@ class Chaos:
 
     def wind_down(self) -> None:
         self._end_outage_if_due(force=True)
+        if self.system_faults is not None:
+            self.system_faults.wind_down()
         self.sys.try_json("/api/faults", "DELETE")
 
     def settle(self, timeout: float) -> bool:
@@ -301,6 +309,8 @@ class Chaos:
         need_until = time.monotonic() + 2 * self.sys.window_seconds
         while time.monotonic() - t0 < timeout:
             self.sys.try_json("/api/faults", "DELETE")  # a restarted replica may have reloaded one
+            if self.system_faults is not None:
+                self.system_faults.wind_down()       # a halt the held risk lock caused is resumed
             up = all(self.sys.child(n) is not None for n in ("replica", "signal_engine", "executor"))
             if up and time.monotonic() >= need_until and not open_intents(self.sys):
                 return True

@@ -153,6 +153,13 @@ def memory_kb(pid: int) -> tuple[int, int] | None:
     return rss, pss if pss is not None else rss
 
 
+def private_kb(pid: int) -> int | None:
+    """USS in kB: Private_Clean + Private_Dirty of /proc/<pid>/smaps_rollup (memory no other process
+    shares; unlike PSS it does not fall when another program maps the same libraries). None if unknown."""
+    clean, dirty = smaps_rollup_kb(pid, "Private_Clean"), smaps_rollup_kb(pid, "Private_Dirty")
+    return None if clean is None or dirty is None else clean + dirty
+
+
 def cpu_seconds(pid: int) -> float | None:
     """User + system CPU time of `pid` in seconds, or None when gone."""
     f = stat_fields(pid)

@@ -26,7 +26,7 @@ from executor.reconcile import Reconciler
 from executor.risk_gate import RiskGate
 from executor.services import Services
 from executor.settlement import Settler
-from executor.signals import Held, SignalWatcher
+from executor.signals import Held, SignalAlarm, SignalWatcher
 from executor.state import ExecutorStatus
 from executor.trade import Order, Outcome
 from executor.venue import Venue
@@ -35,6 +35,9 @@ from executor.windows import WindowCtx, WindowTracker, status_is
 log = logging.getLogger("executor.engine")
 
 AFTERCARE_EVERY_S = 2.0
+PRUNE_EVERY_S = 3600.0        # forget finished trades of old windows (memory of a 24/7 run stays flat)
+PRUNE_KEEP_S = 86400.0
+SIGNAL_ALARM_AFTER_S = 30.0   # no usable signal this long (at least 3 x SIGNAL_MAX_AGE): tell the user
 WRITE_RETRY_S = 5.0
 
 
@@ -52,7 +55,10 @@ class Engine:
         self.reconciler = Reconciler(svc, venue, self.recorder)
         self.settler = Settler(svc, venue, self.recorder)
         self.summary = summary or (lambda now: None)
+        self.signal_alarm = SignalAlarm(signals, svc.cfg.signal_max_age,
+                                        max(SIGNAL_ALARM_AFTER_S, 3 * svc.cfg.signal_max_age), svc.notify)
         self._last_aftercare = 0.0
+        self._last_prune = time.monotonic()
         self.write_fault: str | None = None
         self._last_write_try = 0.0
 
@@ -89,6 +95,7 @@ class Engine:
             self._illegal(exc)
         self.venue.housekeeping()
         self.markup.recheck_when_idle(self.windows.current)
+        self.signal_alarm.check(now)
         self.summary(now)
 
     def _adopt(self, w: WindowCtx, d: decision.Decision, trade_id: str, amount: float, found: dict) -> None:
@@ -142,6 +149,14 @@ class Engine:
         self._last_aftercare = time.monotonic()
         self.reconciler.run(min_age)
         self.settler.run()
+        if time.monotonic() - self._last_prune >= PRUNE_EVERY_S:
+            self._last_prune = time.monotonic()
+            before = self.svc.clock() - PRUNE_KEEP_S
+            dropped = self.svc.journal.prune(before)
+            self.svc.decisions.prune(before)
+            if dropped:
+                log.info("forgot %d finished trades older than %.0f h (they stay in the journal file)", dropped,
+                         PRUNE_KEEP_S / 3600)
 
     # ---- one window ---------------------------------------------------------------------------
     def evaluate(self, asset: str) -> None:

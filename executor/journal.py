@@ -25,6 +25,9 @@ from core.durable_files import append_jsonl, iter_jsonl
 from core.window_grid import iso_utc
 from executor.orders import NEW, IllegalTransition, OrderEvent, advance, is_open, parse_event
 
+# Trades that need nothing more: kept only in the file once their window is old (TradeJournal.prune).
+FINISHED = frozenset({OrderEvent.FAILED, OrderEvent.WALLET_REJECTED, OrderEvent.SETTLED})
+
 log = logging.getLogger("executor.journal")
 
 E = OrderEvent
@@ -159,6 +162,23 @@ class TradeJournal:
         """Intents without an outcome, oldest first."""
         return [tr.intent for tr in self.trades.values() if is_open(tr.state) and tr.intent is not None]
 
+    def all_events(self) -> list[dict]:
+        """Every readable event of this mode, read from the file now (the whole history, for a rebuild of
+        the risk book; the in-memory index keeps only what trading still needs: see `prune`)."""
+        return [r for r in iter_jsonl(self.path) if _problem(r) is None and r["mode"] == self.mode]
+
+    def prune(self, before: float) -> int:
+        """Forget finished trades (failed, rejected, settled) of windows that started before `before`:
+        the file keeps them, and nothing can trade those windows again. Open intents and unsettled
+        fills always stay. Keeps a 24/7 run's memory flat. Returns how many were dropped."""
+        done = [tid for tid, tr in self.trades.items()
+                if tr.window_start < before and tr.state in FINISHED]
+        for tid in done:
+            tr = self.trades.pop(tid)
+            if self.by_window.get((tr.asset, tr.window_start)) == tid:
+                del self.by_window[(tr.asset, tr.window_start)]
+        return len(done)
+
     def unsettled_fills(self) -> list[dict]:
         """Filled trades with no `settled` yet, each its fill merged over its intent."""
         return [tr.merged_fill() for tr in self.trades.values() if tr.state == E.FILLED]
@@ -177,6 +197,10 @@ class DecisionLog:
 
     def done(self, asset: str, window_start: int) -> bool:
         return (asset, int(window_start)) in self._done
+
+    def prune(self, before: float) -> None:
+        """Forget windows that started before `before` (their lines stay in the file)."""
+        self._done = {k for k in self._done if k[1] >= before}
 
     def write(self, asset: str, window_start: int, slug: str, action: str, reason: str, **fields) -> bool:
         key = (asset, int(window_start))

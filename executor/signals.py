@@ -95,3 +95,43 @@ class SignalWatcher(FileSystemEventHandler):
     def read_fresh(self, asset: str) -> Held:
         """Read the file now (decision time); also refreshes the held value."""
         return self._reload(asset)
+
+
+class SignalAlarm:
+    """Tells the user once when an asset has had no usable signal for `after_s` (the engine stopped
+    publishing: a full disk, a dead feed, a stopped engine), and once when it is usable again. The
+    decision already refuses an old or stale signal; this only makes the silence visible."""
+
+    def __init__(self, watcher: SignalWatcher, max_age: float, after_s: float, notify):
+        self.watcher, self.max_age, self.after_s, self.notify = watcher, max_age, after_s, notify
+        self._bad_since: dict[str, float] = {}
+        self._alarmed: set[str] = set()
+
+    def problem(self, asset: str, now: float) -> str | None:
+        held = self.watcher.held(asset)
+        if held is None or held.doc is None:
+            return held.problem if held is not None and held.problem else "no signal file"
+        doc = held.doc
+        if doc.stale:
+            return "the engine marks it stale (its price feeds failed)"
+        if doc.timestamp is None:
+            return "it carries no timestamp"
+        if now - doc.timestamp > self.max_age:
+            return f"not updated for {now - doc.timestamp:.0f} s (SIGNAL_MAX_AGE {self.max_age:g} s)"
+        return None
+
+    def check(self, now: float) -> None:
+        for asset in self.watcher.paths:
+            why = self.problem(asset, now)
+            if why is None:
+                self._bad_since.pop(asset, None)
+                if asset in self._alarmed:
+                    self._alarmed.discard(asset)
+                    self.notify("signal", f"{asset}: the signal is usable again")
+                continue
+            since = self._bad_since.setdefault(asset, now)
+            if now - since >= self.after_s and asset not in self._alarmed:
+                self._alarmed.add(asset)
+                log.error("%s: no usable signal for %.0f s (%s): not trading %s; see ./supervisor.sh status"
+                          " and logs signal_engine", asset, now - since, why, asset)
+                self.notify("signal", f"{asset}: no usable signal for {now - since:.0f} s ({why}); not trading")

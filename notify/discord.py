@@ -28,7 +28,7 @@ log = logging.getLogger("notify")
 EVENTS = ("start", "stop", "fill", "settled", "halt", "error halt", "fatal", "wallet_rejected", "summary")
 ALIASES = {"filled": "fill", "error_halt": "error halt", "wallet-rejected": "wallet_rejected"}
 # These carry the optional mention: they need the user (an order whose outcome is unknown, too).
-ALERT_EVENTS = ("halt", "error halt", "fatal", "wallet_rejected", "selector_error", "unknown")
+ALERT_EVENTS = ("halt", "error halt", "fatal", "wallet_rejected", "selector_error", "unknown", "signal")
 MAX_CONTENT = 1900  # Discord's limit is 2000 characters
 LABELS = {
     "start": "START", "stop": "STOP", "fill": "FILL", "settled": "SETTLED", "halt": "HALT",

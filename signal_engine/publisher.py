@@ -79,6 +79,7 @@ class SignalEngine:
         self.guard: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext
         self.assets = {a: AssetState(a, cfg.signal_path_for(a), TickHistory(HISTORY_KEEP_S)) for a in cfg.assets}
         self._next_snapshot: float | None = None
+        self.write_error: str | None = None      # a failed write (disk full, unwritable): publishing paused
 
     # ---- start-up ------------------------------------------------------------------
 
@@ -126,21 +127,55 @@ class SignalEngine:
     # ---- one tick ------------------------------------------------------------------
 
     def tick(self, write: bool = True) -> dict[str, dict]:
+        """One signal per asset. A write that fails (disk full, an unwritable STATE_DIR) is a state,
+        not a crash: nothing more is published (the files keep their last, ageing document, so every
+        reader sees it go stale), the heartbeat goes on, and every tick tries again: the first write
+        that succeeds resumes publishing."""
         docs = {}
+        failed: OSError | None = None
         for st in self.assets.values():
             t0 = time.perf_counter()
             doc = self._compute(st)
-            if write:
+            if write and failed is None:
                 t1 = time.perf_counter()
-                replaced_at = self._write(st, doc)
-                t2 = time.perf_counter()
-                st.prev_latency_ms, st.prev_write_ms = (replaced_at - t0) * 1000.0, (t2 - t1) * 1000.0
+                try:
+                    replaced_at = self._write(st, doc)
+                except OSError as exc:
+                    failed = exc
+                else:
+                    t2 = time.perf_counter()
+                    st.prev_latency_ms, st.prev_write_ms = (replaced_at - t0) * 1000.0, (t2 - t1) * 1000.0
             docs[st.asset] = doc
         self.ticks += 1
         if write:
-            touch_heartbeat(self.cfg.heartbeat_path(PROCESS_NAME))
-            self._snapshot_if_due(docs)
+            self._beat()
+            self._note_write(failed)
+            if failed is None:
+                try:
+                    self._snapshot_if_due(docs)
+                except OSError as exc:
+                    log.warning("could not append the signal snapshot to %s (%s); the signal files are"
+                                " published, the next snapshot is tried in %.0f s", self.cfg.signals_log_path,
+                                exc, SNAPSHOT_EVERY_S)
         return docs
+
+    def _beat(self) -> None:
+        try:
+            touch_heartbeat(self.cfg.heartbeat_path(PROCESS_NAME))
+        except OSError as exc:
+            # A full disk still lets us set a time on the existing file; failing that, the supervisor
+            # sees the heartbeat age and restarts us, which is the right thing.
+            log.error("could not touch the heartbeat %s: %s", self.cfg.heartbeat_path(PROCESS_NAME), exc)
+
+    def _note_write(self, failed: OSError | None) -> None:
+        if failed is not None and self.write_error is None:
+            self.write_error = str(failed)
+            log.error("write_error: publishing paused, cannot write the signal files in %s (%s); the executor"
+                      " sees them go stale and trades nothing; retrying every tick, publishing resumes by"
+                      " itself when a write succeeds", self.cfg.state_dir, failed)
+        elif failed is None and self.write_error is not None:
+            log.warning("write_error cleared: the signal files are written again (was: %s)", self.write_error)
+            self.write_error = None
 
     def _fetch(self, st: AssetState) -> None:
         try:

@@ -1,0 +1,41 @@
+"""The journal's in-memory index stays bounded over a 24/7 run: finished trades of old windows are
+forgotten (the file keeps them, and a rebuild of the risk book reads the file), open ones never."""
+
+from __future__ import annotations
+
+from executor.journal import DecisionLog, TradeJournal
+from executor.orders import OrderEvent as E
+
+T0 = 1_800_000_000
+
+
+def test_prune_keeps_open_intents_and_unsettled_fills_and_the_file(tmp_path):
+    path = tmp_path / "trades.jsonl"
+    j = TradeJournal(path, "demo", clock=lambda: T0)
+    for i in range(50):                                   # 50 old windows, all settled
+        tid = f"old-{i}"
+        j.append(E.INTENT, "BTC", T0 + 60 * i, tid, side="UP", amount=1.0, price=0.5)
+        j.append(E.FILLED, "BTC", T0 + 60 * i, tid, shares=2.0)
+        j.append(E.SETTLED, "BTC", T0 + 60 * i, tid, outcome="won", pnl=1.0)
+    j.append(E.INTENT, "BTC", T0 + 5, "open", side="UP", amount=1.0, price=0.5)        # never resolved
+    j.append(E.INTENT, "ETH", T0 + 5, "unsettled", side="UP", amount=1.0, price=0.5)
+    j.append(E.FILLED, "ETH", T0 + 5, "unsettled", shares=2.0)
+    j.append(E.INTENT, "BTC", T0 + 10_000, "recent", side="UP", amount=1.0, price=0.5)
+    j.append(E.FAILED, "BTC", T0 + 10_000, "recent", reason="x")
+
+    assert j.prune(before=T0 + 9_000) == 50
+    assert set(j.trades) == {"open", "unsettled", "recent"}
+    assert [r["trade_id"] for r in j.open_intents()] == ["open"]
+    assert [r["trade_id"] for r in j.unsettled_fills()] == ["unsettled"]
+    assert j.traded("BTC", T0 + 10_000) and not j.traded("BTC", T0 + 60)
+    assert len(j.all_events()) == 150 + 5                  # the whole history is still in the file
+    assert len(TradeJournal(path, "demo").trades) == 53    # and a restart reads it all again
+
+
+def test_decision_log_prune_forgets_old_windows_only(tmp_path):
+    d = DecisionLog(tmp_path / "decisions.jsonl", "demo", clock=lambda: T0)
+    for i in range(10):
+        d.write("BTC", T0 + 60 * i, f"s{i}", "skipped", "x")
+    d.prune(before=T0 + 300)
+    assert not d.done("BTC", T0) and d.done("BTC", T0 + 300) and d.done("BTC", T0 + 540)
+    assert not d.write("BTC", T0 + 300, "s5", "skipped", "again")    # still exactly once for kept windows
