@@ -204,9 +204,11 @@ class Chaos:
         out = []
         for line in data[:end].splitlines():
             try:
-                out.append(json.loads(line))
+                obj = json.loads(line)
             except ValueError:
                 continue  # a torn line (the executor was killed mid-write): the audit reads the file again
+            if isinstance(obj, dict):   # the malformed_line fault writes lines that are not objects
+                out.append(obj)
         return out
 
     def _wait_journal(self, event: str, timeout: float) -> dict | None:
