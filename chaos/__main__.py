@@ -47,6 +47,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--no-system-faults", action="store_true",
                    help="leave out the system faults (disk full on a small LOG_DIR filesystem, a held risk lock,"
                         " a second executor, malformed journal lines): see chaos/system_faults.py")
+    p.add_argument("--system-fault-every", type=int, default=4, help="windows between two system faults (default 4)")
     p.add_argument("--out", type=Path, default=None, help="JSON report (e.g. logs/chaos.json)")
     p.add_argument("--keep", type=Path, default=None, help="run in this directory and keep its state and logs")
     p.add_argument("--max-minutes", type=float, default=None,
@@ -133,7 +134,7 @@ def run(a: argparse.Namespace) -> int:
         return ExitStatus.REFUSED
     rec = Recorder(system)
     plan = Plan(a.seed, a.gap_min, a.gap_max)
-    sysfaults = None if a.no_system_faults else SystemFaults(system, a.seed)
+    sysfaults = None if a.no_system_faults else SystemFaults(system, a.seed, a.system_fault_every)
     chaos = Chaos(system, rec, plan, a.kills, a.fault_probability, sysfaults)
     try:
         return _run(a, system, cfg, rec, chaos, sysfaults, root)

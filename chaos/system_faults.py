@@ -1,7 +1,7 @@
 """The chaos run's system faults: the machine misbehaving around the processes, not inside them.
 
 One fault at a time, drawn in a seeded rotation (every kind once before any repeats), at most one
-per SYSTEM_FAULT_EVERY_WINDOWS windows:
+per SYSTEM_FAULT_EVERY_WINDOWS (4; --system-fault-every) windows:
 
   disk_full      LOG_DIR (where trades.jsonl lives) is a small tmpfs mounted by the harness; the fault
                  fills it, then frees one page (4 KiB, about ten journal lines: the next append that
@@ -65,8 +65,9 @@ def _run(cmd: list[str], timeout: float = 20.0) -> subprocess.CompletedProcess:
 
 
 class SystemFaults:
-    def __init__(self, system: IsolatedSystem, seed: int):
+    def __init__(self, system: IsolatedSystem, seed: int, every_windows: int = SYSTEM_FAULT_EVERY_WINDOWS):
         self.sys = system
+        self.every_s = max(1, every_windows) * system.window_seconds
         self.rng = random.Random(seed * 104729 + 7)
         kinds = list(KINDS)
         self.rng.shuffle(kinds)
@@ -117,11 +118,11 @@ class SystemFaults:
         if now < self._next_at:
             return
         if self._next_at == 0.0:      # the first fault a few windows after start
-            self._next_at = now + SYSTEM_FAULT_EVERY_WINDOWS * self.sys.window_seconds
+            self._next_at = now + self.every_s
             return
         kind = self.kinds[self.i % len(self.kinds)]
         self.i += 1
-        self._next_at = now + SYSTEM_FAULT_EVERY_WINDOWS * self.sys.window_seconds
+        self._next_at = now + self.every_s
         getattr(self, f"_start_{kind}")(now)
 
     def _arm(self, kind: str, now: float, seconds: float, handle: object, **info: object) -> None:

@@ -118,6 +118,7 @@ def test_short_chaos_run_has_no_bad_count(tmp_path: Path):
     proc = subprocess.run(
         [sys.executable, "-m", "chaos", "--kills", "10", "--seed", "3", "--window-seconds", "10",
          "--gap-min", "1.5", "--gap-max", "4", "--fault-probability", "1", "--max-minutes", "5",
+         "--system-fault-every", "2",
          "--keep", str(tmp_path / "run"), "--out", str(out)],
         cwd=REPO, capture_output=True, text=True, timeout=400)
     assert out.exists(), f"no report; exit {proc.returncode}; stderr tail:\n{proc.stderr[-3000:]}"
@@ -132,6 +133,9 @@ def test_short_chaos_run_has_no_bad_count(tmp_path: Path):
     assert any("during" in k for k in report["kill_log"]), "no kill landed inside a trade or a wallet popup"
     assert sum(v or 0 for v in report["restarts"].values()) >= 5, report["restarts"]
     assert not report["fatal"], report["fatal"]
+    sf = report["system_faults"]           # disk full, held risk lock, second executor, malformed lines
+    assert (sf["intents_while_risk_locked"], sf["second_executor_not_refused"]) == (0, 0), sf
+    assert len([f for f in sf["armed"] if not f.get("skipped")]) >= 2, sf["armed"]
 
 
 # ---- bench.run_all and the long run's arithmetic (fast: small stand-in scripts) -----------------------
