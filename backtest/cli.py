@@ -1,12 +1,19 @@
 """Replay 1-minute history through the live model and measure it honestly.
 
     python -m backtest [--data FILE ...] [--out DIR] [--asset BTC]
+    python -m backtest --quotes logs/quotes [--data FILE ...] [--min-edge 0.03] [--out DIR]
+    python -m backtest fit [--out signal_engine/params/prob_up-v2.json]   (prob_up v2: backtest/fit_cli.py)
     (python -m signal_engine.backtest is an alias)
 
 Writes DIR/report.json (report["assets"][ASSET]["prob_up"][MINUTE] has n, brier, log_loss,
 hit_rate, ece for MINUTE in "0", "1", "5", "10", "13"), reliability_<ASSET>.png and
 equity_<ASSET>.png, and prints a summary. Default data: every candle file in
 REPO/../shared/data; default DIR: logs/backtest. Exit codes: 0 done, 2 bad input (no data).
+
+With --quotes (a folder of the executor's quote files, or files): the edge strategy against the
+RECORDED quotes instead of an assumed market (backtest/quotes.py), prob_up from the candles of
+the same time range; writes DIR/quotes_report.json and prints trades, hit rate, P&L net of fees
+and the average edge.
 """
 
 from __future__ import annotations
@@ -19,10 +26,12 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+from backtest import quotes as recorded
 from backtest.engine import REPORT_MINUTES, StrategySettings, asset_report
 from backtest.report import plots, summary
 from backtest.strategy import MarketAssumption
 from core.durable_files import atomic_write_json
+from core.fees import DEFAULT_FEE_EXPONENT, DEFAULT_FEE_RATE
 from signal_engine import model
 from signal_engine.history import concat, load_candles, segments
 
@@ -133,6 +142,22 @@ def run(files: list[Path], out_dir: Path, only_asset: str | None, market: Market
     return report
 
 
+def run_quotes(a: argparse.Namespace, files: list[Path], settings: StrategySettings) -> int:
+    """--quotes: the report of the edge strategy against the recorded quotes."""
+    for q in a.quotes:
+        if not q.exists():
+            raise InputError(f"quotes {q} do not exist (the executor records them into LOG_DIR/quotes in paper/live)")
+    report = recorded.evaluate(a.quotes, files, asset_of, settings, a.fee_rate, a.fee_exponent, a.asset)
+    if not report["lines"]:
+        raise InputError(f"no recorded quote in {', '.join(map(str, a.quotes))}")
+    a.out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(a.out / "quotes_report.json", report)
+    if not a.quiet:
+        print(recorded.summary(report))
+    print(f"report: {a.out / 'quotes_report.json'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m backtest", description=__doc__.split("\n\n")[0])
     p.add_argument("--data", action="append", type=Path,
@@ -149,11 +174,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--spread", type=float, default=0.01, help="assumed spread added to the ask")
     p.add_argument("--folds", type=int, default=5, help="walk-forward blocks")
     p.add_argument("--no-plots", action="store_true")
+    p.add_argument("--quotes", action="append", type=Path,
+                   help="evaluate the edge strategy against recorded quotes instead of an assumed market: a folder "
+                        "of quotes-YYYY-MM-DD.jsonl (e.g. logs/quotes) or files (repeatable); the amount is the "
+                        "recorded size (POSITION_SIZE), --lag/--spread/--amount do not apply")
+    p.add_argument("--fee-rate", type=float, default=DEFAULT_FEE_RATE, help="taker fee rate (FEE_RATE)")
+    p.add_argument("--fee-exponent", type=float, default=DEFAULT_FEE_EXPONENT, help="fee exponent (FEE_EXPONENT)")
     p.add_argument("--quiet", action="store_true", help="no progress bar, no summary")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if args[:1] == ["fit"]:        # python -m backtest fit ...: prob_up v2 (backtest/fit_cli.py)
+        from backtest.fit_cli import main as fit_main
+
+        return fit_main(args[1:])
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     a = build_parser().parse_args(argv)
     try:
@@ -161,8 +197,14 @@ def main(argv: list[str] | None = None) -> int:
         for f in files:
             if not f.is_file():
                 raise InputError(f"data file {f} does not exist")
-        market = MarketAssumption(lag_minutes=a.lag, spread=a.spread, amount=a.amount)
+        if not (0 <= a.fee_rate <= 1 and 0 <= a.fee_exponent <= 5):
+            raise InputError(f"--fee-rate must be in [0, 1] and --fee-exponent in [0, 5], got {a.fee_rate:g},"
+                             f" {a.fee_exponent:g}")
         settings = StrategySettings(a.confidence, a.min_edge, a.entry_start, a.entry_end)
+        if a.quotes:
+            return run_quotes(a, files, settings)
+        market = MarketAssumption(lag_minutes=a.lag, spread=a.spread, amount=a.amount, fee_rate=a.fee_rate,
+                                  fee_exponent=a.fee_exponent)
         report = run(files, a.out, a.asset, market, settings, model.DEFAULT_PARAMS,
                      progress=not a.quiet, make_plots=not a.no_plots, folds=a.folds)
     except (InputError, ValueError, OSError) as e:

@@ -94,7 +94,7 @@ def main() -> int:
     port = free_port()
     env.update(STATE_DIR=str(state), LOG_DIR=str(tmp / "logs"), PROFILE_DIR=str(tmp / "profiles"),
                DOTENV_PATH=str(tmp / "bench.env"), REPLICA_PORT=str(port), REPLICA_WALLET_PORT=str(free_port()),
-               WINDOW_SECONDS=str(a.window_seconds))
+               WINDOW_SECONDS=str(a.window_seconds), DASHBOARD_PORT=str(free_port()))
     (tmp / "bench.env").write_text("MODE=demo\n")
     sup = str(REPO / "supervisor.sh")
     seen: set[Ident] = set()

@@ -1,23 +1,29 @@
-"""`doctor`: is this machine ready? Config, browser, profile and .env permissions, the page's selectors.
+"""`doctor`: is this machine ready? Config, browser, profile and .env permissions, the public APIs
+(per endpoint: reachable, expected shape, 403 = geoblocked, the exchange version), the page's selectors.
 
 Each check prints one line, OK / WARN / FAIL, with what to do. Exit 0 (ExitStatus.OK) when nothing
 FAILed, else 1 (ExitStatus.ERROR).
-The selector check runs `python -m executor --probe` (it trades nothing); in demo it starts a
-temporary replica when none is listening. While the supervisor runs, the executor's browser holds
-the profile, so the probe then uses a throw-away profile (logged-in-only selectors may differ).
+The API checks are browser_tools/api_checks.py (GAMMA_URL, CLOB_URL). The selector check runs
+`python -m executor --probe` (it trades nothing). In demo both use a temporary replica when none
+is listening. While the supervisor runs, the executor's browser holds the profile, so the probe
+then uses a throw-away profile (logged-in-only selectors may differ).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import socket
 import stat
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
+from browser_tools.api_checks import check_apis
 from core.browser_discovery import find_browser
 from core.config import DEMO_WALLET_PASSWORD, REPO_ROOT, Config
 from core.exit_codes import ExitStatus
@@ -70,11 +76,50 @@ def _browser(rep: Report, cfg: Config) -> str | None:
     return exe
 
 
+@contextlib.contextmanager
+def _demo_replica(rep: Report, cfg: Config) -> Iterator[bool]:
+    """In demo, a temporary replica when none listens on REPLICA_PORT (stopped again on exit).
+    Yields whether the market (page and APIs) can be reached."""
+    replica = None
+    try:
+        if cfg.mode == "demo" and not _port_open(cfg.replica_port):
+            state = Path(tempfile.mkdtemp(prefix="doctor-replica-"))
+            assets = ",".join(dict.fromkeys(("BTC", "ETH", *cfg.assets)))
+            replica = subprocess.Popen(
+                [sys.executable, "-m", "replica", "--port", str(cfg.replica_port), "--wallet-port",
+                 str(cfg.replica_wallet_port), "--window-seconds", str(cfg.window_seconds), "--assets", assets,
+                 "--state-file", str(state / "replica.json"), "--heartbeat", str(state / "heartbeat")],
+                cwd=REPO_ROOT,
+                env={**os.environ, "REPLICA_WALLET_PASSWORD": str(cfg.metamask_password) or DEMO_WALLET_PASSWORD},
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+            deadline = time.monotonic() + REPLICA_WAIT_S
+            while not _port_open(cfg.replica_port):
+                if replica.poll() is not None or time.monotonic() > deadline:
+                    rep.line("FAIL", "replica", f"could not start a temporary replica on port {cfg.replica_port}")
+                    yield False
+                    return
+                time.sleep(0.2)
+        yield True
+    finally:
+        if replica is not None and replica.poll() is None:
+            os.killpg(replica.pid, 15)
+            try:
+                replica.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(replica.pid, 9)
+                replica.wait(timeout=10)
+
+
+def _apis(rep: Report, cfg: Config) -> None:
+    """One line per public API endpoint (browser_tools/api_checks.py)."""
+    for check in check_apis(cfg):
+        rep.line(check.level, check.what, check.text)
+
+
 def _probe(rep: Report, cfg: Config) -> None:
     env = dict(os.environ)
     if cfg.mode == "live":
         env["LIVE_CONFIRM"] = "I_UNDERSTAND"  # the probe trades nothing; it only loads the page
-    replica = None
     tmp = None
     try:
         if lock_held(paths_of(cfg)):
@@ -82,21 +127,6 @@ def _probe(rep: Report, cfg: Config) -> None:
             env["PROFILE_DIR"] = tmp
             rep.line("NOTE", "probe", "the supervisor is running (its browser holds the profile): probing with a"
                      " throw-away profile")
-        if cfg.mode == "demo" and not _port_open(cfg.replica_port):
-            state = Path(tempfile.mkdtemp(prefix="doctor-replica-"))
-            replica = subprocess.Popen(
-                [sys.executable, "-m", "replica", "--port", str(cfg.replica_port), "--wallet-port",
-                 str(cfg.replica_wallet_port), "--window-seconds", str(cfg.window_seconds), "--state-file",
-                 str(state / "replica.json"), "--heartbeat", str(state / "heartbeat")],
-                cwd=REPO_ROOT,
-                env={**env, "REPLICA_WALLET_PASSWORD": str(cfg.metamask_password) or DEMO_WALLET_PASSWORD},
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-            deadline = time.monotonic() + REPLICA_WAIT_S
-            while not _port_open(cfg.replica_port):
-                if replica.poll() is not None or time.monotonic() > deadline:
-                    rep.line("FAIL", "probe", f"could not start a temporary replica on port {cfg.replica_port}")
-                    return
-                time.sleep(0.2)
         print(f"----- python -m executor --probe ({cfg.market_url})", flush=True)
         try:
             r = subprocess.run([sys.executable, "-m", "executor", "--probe"], cwd=REPO_ROOT, env=env,
@@ -111,16 +141,7 @@ def _probe(rep: Report, cfg: Config) -> None:
             rep.line("FAIL", "probe", f"exit code {r.returncode}: see the lines above; fix the selectors in"
                      f" {cfg.site_profile_path} (or log in with ./supervisor.sh login)")
     finally:
-        if replica is not None and replica.poll() is None:
-            os.killpg(replica.pid, 15)
-            try:
-                replica.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(replica.pid, 9)
-                replica.wait(timeout=10)
         if tmp:
-            import shutil
-
             shutil.rmtree(tmp, ignore_errors=True)
 
 
@@ -150,7 +171,14 @@ def doctor() -> ExitStatus:
         _perm_check(rep, "profile", prof, want_private=True)
     else:
         rep.line("NOTE", "profile", f"{prof} does not exist yet; created (mode 700) on first start or by login")
-    if exe:
-        _probe(rep, cfg)
+    with _demo_replica(rep, cfg) as reachable:
+        if reachable:
+            _apis(rep, cfg)
+        if exe and reachable:
+            _probe(rep, cfg)
+    from dashboard.checks import control_checks  # the dashboard's port, the Telegram token (getMe)
+
+    for level, what, text in control_checks(cfg):
+        rep.line(level, what, text)
     print("doctor: " + ("all checks passed" if not rep.failed else f"{rep.failed} check(s) FAILED"))
     return ExitStatus.OK if not rep.failed else ExitStatus.ERROR

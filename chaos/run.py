@@ -33,6 +33,7 @@ import time
 from dataclasses import dataclass, field
 
 from core.durable_files import iter_jsonl, read_json
+from replica.typed_order import ADVERSARIES
 
 from . import procs
 from .recorder import Recorder
@@ -48,8 +49,8 @@ KILL_WEIGHTS = {
     "executor_after_confirm": 2.0, "browser_after_confirm": 1.0, "replica_after_confirm": 0.5,
 }
 TRIGGERS = ("in_trade", "in_popup", "after_confirm")
-FAULT_KINDS = ("wallet_other_origin", "wallet_transfer", "wallet_approve", "wallet_larger_amount",
-               "wallet_opposite_side", "popup_never", "popup_delay", "order_reject", "slow_page")
+# Every adversarial wallet request the replica can make (in the real CLOB V2 shapes), then the venue faults.
+FAULT_KINDS = (*ADVERSARIES, "popup_never", "popup_delay", "order_reject", "slow_page")
 KILL_MIN_UPTIME_S = 6.5
 ELIGIBLE_WAIT_S = 45.0
 OUTAGE_P = 0.15

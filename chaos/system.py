@@ -71,7 +71,7 @@ class IsolatedSystem:
         self.state_dir = self.root / "state"
         self.log_dir = self.root / "logs"
         self.profile_dir = self.root / "profiles"
-        self.port, self.wallet_port = free_ports(2)
+        self.port, self.wallet_port, self.dashboard_port = free_ports(3)
         self.extra_env = dict(extra_env or {})
         self.started = False
         self._cfg: Config | None = None
@@ -88,6 +88,7 @@ class IsolatedSystem:
             "MODE": "demo", "STATE_DIR": str(self.state_dir), "LOG_DIR": str(self.log_dir),
             "PROFILE_DIR": str(self.profile_dir), "DOTENV_PATH": str(dotenv),
             "REPLICA_PORT": str(self.port), "REPLICA_WALLET_PORT": str(self.wallet_port),
+            "DASHBOARD_PORT": str(self.dashboard_port),
             "WINDOW_SECONDS": str(self.window_seconds), "HEADLESS": "1",
             # Risk guards would halt trading after a few losses and end the experiment early:
             # the run measures the machinery, not the strategy.

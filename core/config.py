@@ -26,12 +26,14 @@ import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 
 from core import guard_caps
 from core.config_checks import check_files as _check_files
 from core.config_checks import read_secrets_file
+from core.config_control import TELEGRAM_API_URL, control_settings
 from core.config_values import (  # noqa: F401 - re-exported: core.config is the one import for callers
     DEMO_ASSETS,
     KNOWN_FEEDS,
@@ -71,6 +73,10 @@ CLOB_URL = "https://clob.polymarket.com"
 # unlocks with it and the executor types it, so a standalone demo works on both sides. Not a secret.
 DEMO_WALLET_PASSWORD = "demo-password"
 STALE_PREFIX = "SUPERVISOR_STALE_"  # SUPERVISOR_STALE_<NAME>: the heartbeat limit of one child
+DEFAULT_PROB_MODEL_FILE = REPO_ROOT / "signal_engine" / "params" / "prob_up-v2.json"
+PRICE_STREAMS = ("binance", "off")
+BINANCE_WS_URL = "wss://stream.binance.com:9443"            # Binance spot WebSocket streams (public)
+CHAINLINK_WS_URL = "wss://ws-live-data.polymarket.com"     # Polymarket RTDS, topic crypto_prices_chainlink
 
 @dataclass(frozen=True)
 class Config:
@@ -147,12 +153,40 @@ class Config:
     # settlement: wait this long after a window's end for the market's own resolution, then settle
     # from the feed's prices and mark the settlement estimated
     resolution_wait: float = 3600.0
+    # wallet guard: the user's Polymarket trading address (the Safe or deposit wallet that is the orders'
+    # maker); "" = pin the first confirmed order's address in STATE_DIR/wallet.json
+    wallet_address: str = ""
+    # quote recorder (executor/quote_recorder.py): logs/quotes/quotes-YYYY-MM-DD.jsonl, once a second;
+    # QUOTES defaults on in paper/live, off in demo; at most quotes_keep_days day files are kept
+    quotes: bool = False
+    quotes_keep_days: int = 14
     supervisor_log_keep: int = 3
     supervisor_start_timeout: float = 40.0
     supervisor_fatal_retry: float = 300.0  # a FATAL child (not one that exited 2) is retried this often; 0: never
     supervisor_children_file: Path | None = None
     # (child name in lower case, heartbeat limit) for each SUPERVISOR_STALE_<NAME> set
     supervisor_stale: tuple[tuple[str, float], ...] = ()
+    # control surfaces (core/config_control.py): the loopback dashboard + /metrics, the Telegram bot
+    dashboard: bool = True
+    dashboard_port: int = 8787
+    dashboard_bind: str = "127.0.0.1"
+    telegram_bot_token: Secret = field(default=Secret(""), repr=False)
+    telegram_chat_ids: tuple[int, ...] = ()
+    telegram_api_url: str = TELEGRAM_API_URL
+    # prob_up v2 (issue 14): the parameter file `python -m backtest fit` writes; None: today's model (v1)
+    prob_model_file: Path | None = DEFAULT_PROB_MODEL_FILE
+    # executor: from this many seconds into a window on, trade only against the venue's price to beat; None: never
+    strike_required_after: float | None = None
+    # streaming prices (signal engine): PRICE_STREAM=binance puts a WebSocket trade stream first in the feed chain
+    price_stream: str = "off"
+    binance_ws_url: str = BINANCE_WS_URL
+    # Chainlink reference prices: Polymarket's real-time data stream ("" = off: exchange price + basis)
+    chainlink_ws_url: str = ""
+
+    @property
+    def telegram_enabled(self) -> bool:
+        """The bot runs (a supervised child) only when both its token and its chats are set."""
+        return bool(self.telegram_bot_token) and bool(self.telegram_chat_ids)
 
     def stale_after_for(self, name: str, default: float) -> float:
         """SUPERVISOR_STALE_<NAME> when set, else `default`: the heartbeat limit of one child."""
@@ -226,7 +260,8 @@ class Config:
 def secrets_of(cfg: Config) -> dict[str, str]:
     """The secret values a supervised child needs (what the monitor writes to SECRETS_FILE)."""
     out = {"METAMASK_PASSWORD": str(cfg.metamask_password),
-           "CLOBBOT_DISCORD_WEBHOOK_URL": str(cfg.discord_webhook_url)}
+           "CLOBBOT_DISCORD_WEBHOOK_URL": str(cfg.discord_webhook_url),
+           "TELEGRAM_BOT_TOKEN": str(cfg.telegram_bot_token)}
     return {k: v for k, v in out.items() if v}
 
 
@@ -248,6 +283,17 @@ def _merged_env(env: Mapping[str, str] | None, dotenv_path: Path | None) -> dict
         merged.update(read_secrets_file(Path(secrets_file)))
     merged.update(base)
     return merged
+
+
+def _wallet_address(text: str) -> str:
+    """WALLET_ADDRESS: empty, or a 0x address of 40 hex digits (kept in lower case)."""
+    t = text.strip()
+    if not t:
+        return ""
+    if len(t) != 42 or not t.startswith("0x") or any(c not in "0123456789abcdefABCDEF" for c in t[2:]):
+        raise _Bad(f"must be your Polymarket account's 0x address (42 characters), got {shown(t)}",
+                   "0x1111111111111111111111111111111111111111")
+    return t.lower()
 
 
 def min_edge_default_slippage(e: Mapping[str, str]) -> float:
@@ -286,6 +332,39 @@ def _supervisor_settings(e: Mapping[str, str], get: Callable) -> dict:
         "supervisor_fatal_retry": get("SUPERVISOR_FATAL_RETRY", "300", _float(0, 7 * 86400, False, "300")),
         "supervisor_children_file": _path(children_raw) if children_raw else None,
         "supervisor_stale": tuple(stale),
+    }
+
+
+def _off_or(conv: Callable[[str], object]) -> Callable[[str], object]:
+    """`off` (or `none`) -> None, anything else through conv."""
+    def wrapped(text: str):
+        return None if text.strip().lower() in ("off", "none") else conv(text)
+    return wrapped
+
+
+def _ws_url(text: str) -> str:
+    t = text.strip()
+    if t.lower() in ("off", "none"):
+        return ""
+    try:
+        parts = urlsplit(t)
+        _ = parts.port
+    except ValueError:
+        raise _Bad(f"does not parse as a URL (got {shown(text)})", "wss://ws-live-data.polymarket.com") from None
+    if parts.scheme not in ("ws", "wss") or not parts.hostname or any(ch.isspace() for ch in t):
+        raise _Bad(f"must be a ws(s):// URL with a host, or off (got {shown(text)})", "wss://ws-live-data.polymarket.com")
+    return t.rstrip("/")
+
+
+def _signal_model_settings(get: Callable, demo: bool) -> dict:
+    """Issue 14's knobs: the prob_up parameter file, the strike rule, the price streams."""
+    return {
+        "prob_model_file": get("PROB_MODEL_FILE", str(DEFAULT_PROB_MODEL_FILE), _off_or(_path)),
+        "strike_required_after": get("STRIKE_REQUIRED_AFTER", "off" if demo else "300",
+                                     _off_or(_float(0, None, False, "300"))),
+        "price_stream": get("PRICE_STREAM", "off" if demo else "binance", _choice(PRICE_STREAMS)),
+        "binance_ws_url": get("BINANCE_WS_URL", BINANCE_WS_URL, _ws_url) or BINANCE_WS_URL,
+        "chainlink_ws_url": get("CHAINLINK_WS_URL", "off" if demo else CHAINLINK_WS_URL, _ws_url),
     }
 
 
@@ -378,7 +457,7 @@ def load_config(env: Mapping[str, str] | None = None, dotenv_path: Path | None =
                            _float(0, None, True, "5")),
         min_price=min_price,
         max_price=max_price,
-        site_profile=get("SITE_PROFILE", "replica" if demo else "polymarket", _profile_name),
+        site_profile=get("SITE_PROFILE", "polymarket", _profile_name),
         wallet_profile=get("WALLET_PROFILE", "metamask", _profile_name),
         amount_tolerance=get("AMOUNT_TOLERANCE", "0.02", _float(0, 0.5, False, "0.02")),
         max_slippage=get("MAX_SLIPPAGE", "", _float(0, 0.98, False, "0.03")) if e.get("MAX_SLIPPAGE", "").strip()
@@ -407,7 +486,12 @@ def load_config(env: Mapping[str, str] | None = None, dotenv_path: Path | None =
         market_data_timeout=get("MARKET_DATA_TIMEOUT", "5", _float(0.1, 60, False, "5")),
         resolution_wait=get("RESOLUTION_WAIT", str(max(60.0, 4.0 * window_seconds)) if demo else "3600",
                             _float(0, None, False, "3600")),
+        wallet_address=get("WALLET_ADDRESS", "", _wallet_address),
+        quotes=get("QUOTES", "0" if demo else "1", _bool("1")),
+        quotes_keep_days=get("QUOTES_KEEP_DAYS", "14", _int(1, 3650, "14")),
         **_supervisor_settings(e, get),
+        **control_settings(e, get, demo, (replica_port, replica_wallet_port)),
+        **_signal_model_settings(get, demo),
     )
     if "replay" in cfg.feeds and cfg.replay_file is None:
         raise ConfigError("REPLAY_FILE", "must name a CSV file when FEEDS includes replay",

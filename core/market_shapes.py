@@ -28,22 +28,33 @@ OUTCOME_NAMES = {"up": "UP", "down": "DOWN"}
 
 
 class MarketDataError(Exception):
-    def __init__(self, message: str, url: str = ""):
+    """`kind` names the failure for journals and refusals: api_down, api_slow, api_rate_limited,
+    api_geoblock, api_html, api_malformed or market_not_found."""
+
+    default_kind = "api_malformed"
+
+    def __init__(self, message: str, url: str = "", kind: str | None = None):
         super().__init__(f"{message} ({url})" if url else message)
         self.url = url
+        self.kind = kind or self.default_kind
 
 
 class ApiUnavailable(MarketDataError):
     """Down, timed out, 5xx or 429: try again later (after `retry_after` seconds when given)."""
 
-    def __init__(self, message: str, url: str = "", retry_after: float | None = None, status: int | None = None):
-        super().__init__(message, url)
+    default_kind = "api_down"
+
+    def __init__(self, message: str, url: str = "", retry_after: float | None = None, status: int | None = None,
+                 kind: str | None = None):
+        super().__init__(message, url, kind or ("api_rate_limited" if status == 429 else None))
         self.retry_after = retry_after
         self.status = status
 
 
 class ApiForbidden(MarketDataError):
     """403: the API refuses this machine (geoblocking). Refuse to trade; the user must know."""
+
+    default_kind = "api_geoblock"
 
 
 class ApiMalformed(MarketDataError):
@@ -52,6 +63,8 @@ class ApiMalformed(MarketDataError):
 
 class MarketNotFound(ApiMalformed):
     """No event/market listed for this slug, or a 404 (a resolved market's book is gone)."""
+
+    default_kind = "market_not_found"
 
 
 @dataclass(frozen=True)
@@ -69,6 +82,7 @@ class BookFill:
     avg_price: float
     worst_price: float      # the last level touched: a marketable order's limit price
     levels: int
+    parts: tuple[tuple[float, float], ...] = ()   # (price, shares) taken at each level touched
 
 
 @dataclass(frozen=True)
@@ -92,15 +106,20 @@ class Book:
         """The fill of a market BUY of `amount_usd`; None when the asks are too thin for it."""
         if not (isinstance(amount_usd, (int, float)) and math.isfinite(amount_usd) and amount_usd > 0):
             return None
-        left, shares, used, worst = float(amount_usd), 0.0, 0, 0.0
+        left, shares, worst, parts = float(amount_usd), 0.0, 0.0, []
         for lv in self.asks:
             if left <= 1e-9:
                 break
             take = min(left, lv.price * lv.size)
-            shares, left, worst, used = shares + take / lv.price, left - take, lv.price, used + 1
-        if left > 1e-9 or not used:
+            shares, left, worst = shares + take / lv.price, left - take, lv.price
+            parts.append((lv.price, take / lv.price))
+        if left > 1e-9 or not parts:
             return None
-        return BookFill(float(amount_usd), shares, float(amount_usd) / shares, worst, used)
+        return BookFill(float(amount_usd), shares, float(amount_usd) / shares, worst, len(parts), tuple(parts))
+
+    def depth_usd(self) -> float:
+        """What buying every ask would cost."""
+        return sum(lv.price * lv.size for lv in self.asks)
 
 
 @dataclass(frozen=True)

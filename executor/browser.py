@@ -1,8 +1,12 @@
 """The browser: a persistent Chromium context on the profile folder, and the page-side window watcher.
 
-The window watcher is a MutationObserver injected into the market page (init script, so it
-survives reloads) that calls a Python binding whenever a card's slug/window-start attribute
-changes. Its selectors and attribute names come from the site profile.
+The window watcher is a MutationObserver injected into each event page (an init script, so it
+survives navigations and reloads) that calls a Python binding when the page is ready to be read
+(it sends the embedded data script's text, so no round trip is needed to read it), when the page
+answered an HTTP error, when the visible widget's trade button changes its text (so "Deposit" or
+"Log in" is known at once), and when it shows that its window has ended ("Go to live market").
+Python then checks the page against the APIs, or navigates the tab to the next window's event
+page (executor/event_tabs.py). Its selectors and the event path come from the site profile.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from pathlib import Path
 from playwright.sync_api import BrowserContext, Playwright
 
 from core.browser_discovery import find_browser, launch_args
-from executor.profiles import SiteProfile, fill
+from executor.profiles import SiteProfile
 
 log = logging.getLogger("executor.browser")
 
@@ -24,23 +28,33 @@ BINDING = "__executorWindowChanged"
 _OBSERVER_JS = """
 (function (cfg) {
   if (window.top !== window) return;
-  var last = {};
-  function report() {
-    for (var i = 0; i < cfg.assets.length; i++) {
-      var asset = cfg.assets[i], root = null;
-      try { root = document.querySelector(cfg.roots[asset]); } catch (e) { return; }
-      if (!root) continue;
-      var slug = root.getAttribute(cfg.slugAttr), start = root.getAttribute(cfg.startAttr);
-      var key = slug + '|' + start;
-      if (slug && last[asset] !== key && typeof window[cfg.binding] === 'function') {
-        last[asset] = key;
-        window[cfg.binding]({asset: asset, slug: slug, start: start, t: Date.now()});
-      }
+  var last = '';
+  function status() {
+    var nav = (performance.getEntriesByType && performance.getEntriesByType('navigation')[0]) || {};
+    return nav.responseStatus || 0;
+  }
+  function button() {   // the trade button of the visible widget (the page may hold hidden copies)
+    var roots = document.querySelectorAll(cfg.rootSel);
+    for (var i = 0; i < roots.length; i++) {
+      var r = roots[i], shown = r.checkVisibility ? r.checkVisibility() : r.getClientRects().length > 0;
+      var b = shown ? r.querySelector(cfg.buttonSel) : null;
+      if (b) return (b.innerText || b.textContent || '').trim();
     }
+    return null;
+  }
+  function report() {
+    var at = location.pathname.indexOf(cfg.eventPrefix);
+    if (at < 0) return;
+    var slug = location.pathname.slice(at + cfg.eventPrefix.length).split('/')[0];
+    var script = document.querySelector(cfg.dataSel), ended = !!document.querySelector(cfg.endedSel);
+    var code = status(), text = button(), key = [slug, !!script, ended, code, text].join('|');
+    if (key === last || typeof window[cfg.binding] !== 'function') return;
+    last = key;
+    window[cfg.binding]({slug: slug, data: script ? script.textContent : null, ended: ended, status: code,
+                         button: text, t: Date.now()});
   }
   function install() {
-    new MutationObserver(report).observe(document.documentElement, {subtree: true, childList: true,
-      attributes: true, attributeFilter: [cfg.slugAttr, cfg.startAttr]});
+    new MutationObserver(report).observe(document.documentElement, {subtree: true, childList: true});
     report();
   }
   if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', install);
@@ -53,10 +67,10 @@ class BrowserUnavailable(Exception):
     """No browser executable, or it would not start (the message says which and what to do)."""
 
 
-def observer_script(site: SiteProfile, assets: tuple[str, ...]) -> str:
-    cfg = {"assets": list(assets), "roots": {a: fill(site.card["root"], asset=a) for a in assets},
-           "slugAttr": site.card["slug_attribute"], "startAttr": site.card["window_start_attribute"],
-           "binding": BINDING}
+def observer_script(site: SiteProfile) -> str:
+    prefix = site.urls["event"].split("{slug}", 1)[0]
+    cfg = {"eventPrefix": prefix, "dataSel": site.page["event_data"], "endedSel": site.page["go_live"],
+           "rootSel": site.widget["root"], "buttonSel": site.widget["submit_button"], "binding": BINDING}
     return _OBSERVER_JS.strip() + "(" + json.dumps(cfg) + ");"
 
 

@@ -35,11 +35,15 @@ class Params:
     max_price: float
     fee_rate: float
     fee_exponent: float
+    # STRIKE_REQUIRED_AFTER: from this many seconds into a window on, trade only on a prob_up measured
+    # against the venue's own price to beat (signal strike_source "venue"); None: never required
+    strike_required_after: float | None = None
 
     @classmethod
     def from_config(cls, cfg) -> Params:
         return cls(cfg.strategy, cfg.confidence, cfg.min_edge, cfg.entry_start, cfg.entry_end,
-                   cfg.signal_max_age, cfg.min_price, cfg.max_price, cfg.fee_rate, cfg.fee_exponent)
+                   cfg.signal_max_age, cfg.min_price, cfg.max_price, cfg.fee_rate, cfg.fee_exponent,
+                   getattr(cfg, "strike_required_after", None))
 
 
 class Action(str, Enum):
@@ -97,6 +101,18 @@ def check_signal(signal: SignalDoc | None, problem: str | None, asset: str, wind
     return None
 
 
+def strike_problem(p: Params, signal: SignalDoc | None, elapsed: float) -> str | None:
+    """Late in a window a strike off by the exchange-Chainlink basis moves prob_up by tens of points:
+    from STRIKE_REQUIRED_AFTER seconds on, only a signal measured against the venue's price to beat
+    may trade (a wait: the strike may still arrive)."""
+    if signal is None or p.strike_required_after is None or elapsed < p.strike_required_after:
+        return None
+    if signal.strike_source == "venue":
+        return None
+    return (f"strike unknown: the signal's strike is {signal.strike_source or 'missing'}, not the venue's price to"
+            f" beat, {elapsed:.0f}s into the window (STRIKE_REQUIRED_AFTER={p.strike_required_after:g})")
+
+
 def edge_of(prob: float, ask: float, p: Params) -> float:
     """Expected profit per share bought at `ask` with win probability `prob`, net of the fee."""
     return float(fees.edge(prob, ask, p.fee_rate, p.fee_exponent))
@@ -120,7 +136,8 @@ def decide(p: Params, asset: str, window_start: int, window_end: int, now: float
         return Decision(Action.SKIP, f"past the entry interval ({elapsed:.1f}s > ENTRY_END={p.entry_end:g})")
     if isinstance(signal, dict):   # a raw document (tests, tools): parsed here, once
         signal, signal_problem = signal_doc.parse(signal)
-    why = check_signal(signal, signal_problem, asset, window_start, now, p.signal_max_age)
+    why = check_signal(signal, signal_problem, asset, window_start, now, p.signal_max_age) \
+        or strike_problem(p, signal, elapsed)
     if why:
         return Decision(Action.WAIT, why)
     assert signal is not None

@@ -16,6 +16,7 @@ import re
 import time
 
 from core.durable_files import append_jsonl
+from core.pause import read_pause
 from executor import decision
 from executor.decision import Action, Logged
 from executor.journal import new_trade_id
@@ -37,6 +38,7 @@ log = logging.getLogger("executor.engine")
 AFTERCARE_EVERY_S = 2.0
 PRUNE_EVERY_S = 3600.0        # forget finished trades of old windows (memory of a 24/7 run stays flat)
 PRUNE_KEEP_S = 86400.0
+DECISION_MAX_LAG_S = 2.0      # a decision whose checks took longer is made again, never traded stale
 SIGNAL_ALARM_AFTER_S = 30.0   # no usable signal this long (at least 3 x SIGNAL_MAX_AGE): tell the user
 WRITE_RETRY_S = 5.0
 
@@ -207,11 +209,25 @@ class Engine:
             return True
         return self.markup.check(w)
 
+    def _stale_decision(self, decided_at: float, sig) -> str | None:
+        """Why a decision can no longer be traded after its checks, or None: the checks took longer
+        than DECISION_MAX_LAG_S, or the signal it used is now older than SIGNAL_MAX_AGE."""
+        now, max_age = self.svc.clock(), self.svc.cfg.signal_max_age
+        if now - decided_at > DECISION_MAX_LAG_S:
+            return f"its checks took {now - decided_at:.1f} s (more than {DECISION_MAX_LAG_S:g} s)"
+        if sig is None or sig.timestamp is None or now - sig.timestamp > max_age:
+            age = "unknown" if sig is None or sig.timestamp is None else f"{now - sig.timestamp:.1f} s"
+            return f"its signal is now {age} old (SIGNAL_MAX_AGE {max_age:g} s)"
+        return None
+
     def _refusal(self, w: WindowCtx, d: decision.Decision) -> tuple[float | None, str | None]:
         """(amount, None) to trade, or (None, why not): blocked asset, sizing, then the risk guards."""
         blocked = self.svc.journal.blocked_assets.get(w.asset)
         if blocked:
             return None, blocked
+        paused = read_pause(self.svc.cfg.state_dir).reason()   # /pause, the dashboard, ./supervisor.sh pause
+        if paused:
+            return None, paused
         amount, why = self.risk.size(d.prob_up, d.price, d.side)
         if why or amount is None:
             return None, why or "sizing gave no amount"
@@ -220,6 +236,7 @@ class Engine:
 
     def trade(self, w: WindowCtx, d: decision.Decision, held: Held) -> None:
         svc = self.svc
+        decided_at = svc.clock()
         amount, why = self._refusal(w, d)
         if amount is None:
             self.windows.decide_line(w, Logged.SKIPPED, str(why), side=d.side, price=d.price)
@@ -230,6 +247,10 @@ class Engine:
             self._adopt(w, d, trade_id, amount, found)
             return
         sig = held.doc
+        late = self._stale_decision(decided_at, sig)
+        if late:   # the checks were slow (a held risk lock waits up to 10 s): decide again on a fresh signal
+            log.warning("%s %s: not trading on this decision: %s; deciding again", w.asset, w.slug, late)
+            return
         svc.journal.append(OrderEvent.INTENT, w.asset, w.start, trade_id, slug=w.slug, side=d.side, amount=amount,
                            price=d.price, strategy=svc.cfg.strategy, reason=d.reason, prob_up=d.prob_up,
                            edge=d.edge, signal_seq=sig.seq if sig else None,

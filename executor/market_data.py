@@ -6,13 +6,15 @@
     md.price(token, "SELL")                      # the best ASK (CLOB: BUY answers the best bid)
     md.midpoint(token), md.fee_rate_bps(token), md.version(), md.resolution(m)
 
-Failures (core/market_shapes.py, re-exported here) say what to do next: ApiUnavailable (down,
-timeout, 5xx, 429 with `retry_after`): try later; ApiForbidden (403, geoblocked): refuse, tell the
-user; ApiMalformed (HTML instead of JSON, a missing or inconsistent field, an event without
-markets, token ids missing, outcomes other than Up and Down): refuse this window; MarketNotFound
-(its subclass): the slug is not listed, or 404. Every request has an explicit (connect, read)
-timeout and reads at most MAX_BODY bytes. The recorded shapes and their public sources are
-documented in replica/market_api.py, which serves them to the demo and the tests.
+Failures (core/market_shapes.py, re-exported here) say what to do next, and their `kind` names
+them (api_down, api_slow, api_rate_limited, api_geoblock, api_html, api_malformed,
+market_not_found): ApiUnavailable (down, timeout, 5xx, 429 with `retry_after`): try later;
+ApiForbidden (403, geoblocked): refuse, tell the user; ApiMalformed (HTML instead of JSON, a
+missing or inconsistent field, an event without markets, token ids missing, outcomes other than
+Up and Down): refuse this window; MarketNotFound (its subclass): the slug is not listed, or 404.
+Every request has an explicit (connect, read) timeout and reads at most MAX_BODY bytes. The
+recorded shapes and their public sources are documented in replica/market_api.py, which serves
+them to the demo and the tests.
 """
 
 from __future__ import annotations
@@ -80,7 +82,7 @@ class MarketData:
                     if len(body) > MAX_BODY:
                         raise ApiMalformed(f"answer larger than {MAX_BODY} bytes", url)
         except requests.Timeout:
-            raise ApiUnavailable(f"timed out after {self.timeout:g} s", url) from None
+            raise ApiUnavailable(f"timed out after {self.timeout:g} s", url, kind="api_slow") from None
         except requests.RequestException as exc:
             raise ApiUnavailable(f"cannot reach the API: {type(exc).__name__}", url) from None
         status, text = resp.status_code, " ".join(body[:120].decode("utf-8", "replace").split())
@@ -96,7 +98,7 @@ class MarketData:
                 raise ValueError(ctype)
             data = json.loads(body)
         except (ValueError, UnicodeDecodeError):
-            raise ApiMalformed(f"not JSON ({ctype or 'no type'}): {text}", url) from None
+            raise ApiMalformed(f"not JSON ({ctype or 'no type'}): {text}", url, kind="api_html") from None
         if not isinstance(data, kind):
             want = "object" if kind is dict else "array"
             raise ApiMalformed(f"expected a JSON {want}, got {type(data).__name__}: {text}", url)

@@ -1,6 +1,6 @@
 """The venue's view of one asset's window through Polymarket's public APIs (Gamma + CLOB).
 
-    view = MarketView.from_config(cfg)        # GAMMA_URL, CLOB_URL, MARKET_DATA_TIMEOUT
+    view = MarketView.from_config(cfg)        # GAMMA_URL, CLOB_URL (api_urls), MARKET_DATA_TIMEOUT
     m = view.market("BTC", 1767225600)        # Market (token ids paired by outcome NAME), cached
     view.book("BTC", 1767225600, "Up")        # Book of that side's token (never cached)
     view.resolution("BTC", 1767225600)        # Resolution: winner None while not resolved
@@ -15,6 +15,7 @@ One instance per thread: it holds one requests.Session.
 from __future__ import annotations
 
 from collections import OrderedDict
+from urllib.parse import urlsplit
 
 from core.market_shapes import ApiMalformed, Book, Market, Resolution
 from core.window_grid import window_slug
@@ -23,15 +24,33 @@ from executor.market_data import MarketData
 CACHE_SIZE = 16     # markets: a few assets x (this window, the next, the ones awaiting settlement)
 
 
+def api_urls(cfg) -> tuple[str, str]:
+    """(GAMMA_URL, CLOB_URL). In demo the page and its APIs are one replica: when MARKET_URL names
+    another replica than REPLICA_PORT's and GAMMA_URL/CLOB_URL were left at their demo defaults
+    (REPLICA_PORT's), the APIs of MARKET_URL's replica are used."""
+    gamma, clob = cfg.gamma_url, cfg.clob_url
+    if getattr(cfg, "mode", None) != "demo":
+        return gamma, clob
+    default = f"http://127.0.0.1:{cfg.replica_port}"
+    parts = urlsplit(cfg.market_url)
+    page = f"{parts.scheme}://{parts.netloc}"
+    if page == default:
+        return gamma, clob
+    return (page + "/gamma" if gamma.rstrip("/") == default + "/gamma" else gamma,
+            page + "/clob" if clob.rstrip("/") == default + "/clob" else clob)
+
+
 class MarketView:
     def __init__(self, md: MarketData, window_seconds: int):
         self.md = md
         self.window_seconds = int(window_seconds)
         self._markets: OrderedDict[str, Market] = OrderedDict()
+        self.resolution_watch: object | None = None   # executor.resolution.ResolutionWatch.of(view): one per view
 
     @classmethod
     def from_config(cls, cfg) -> MarketView:
-        return cls(MarketData(cfg.gamma_url, cfg.clob_url, timeout=cfg.market_data_timeout), cfg.window_seconds)
+        gamma, clob = api_urls(cfg)
+        return cls(MarketData(gamma, clob, timeout=cfg.market_data_timeout), cfg.window_seconds)
 
     def close(self) -> None:
         self.md.close()

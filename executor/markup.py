@@ -33,8 +33,15 @@ class MarkupHealth:
         ok_at = self.ok_at.get(asset)
         return ok_at is not None and time.monotonic() - ok_at < within
 
+    def ready(self, asset: str) -> bool:
+        """Whether the venue's page can be judged now (not while a tab is on its way to its event page)."""
+        return bool(self.venue.page_ready(asset))
+
     def check(self, w: WindowCtx) -> bool:
-        """True when every required selector matches; else record a selector error (once per window)."""
+        """True when every required selector matches; else record a selector error (once per window).
+        False without a verdict while the page is still loading."""
+        if not self.ready(w.asset):
+            return False
         missing = self.venue.missing_selectors(w.asset)
         if not missing:
             w.markup_checked = True
@@ -65,7 +72,7 @@ class MarkupHealth:
         for asset, w in windows.items():
             if not w.decided or not w.page_seen:
                 continue
-            if self.recently_ok(asset, self.svc.cfg.window_seconds / 2):
+            if self.recently_ok(asset, self.svc.cfg.window_seconds / 2) or not self.ready(asset):
                 continue
             if self.venue.missing_selectors(asset):
                 self.ok_at.pop(asset, None)   # the next window checks (and reports) in full

@@ -116,3 +116,51 @@ def check_rows(rows: dict[str, str], want: Intended, allowed: Allowed) -> str | 
     except RowsError as exc:
         return f"unreadable signature page: {exc}"
     return check_order(typed, want, allowed)
+
+
+_SHORT = re.compile(r"^(0x[0-9a-fA-F]{5})\.{3}([0-9a-fA-F]{5})$")
+_FULL = re.compile(r"^0x[0-9a-fA-F]{40}$")
+
+
+def _leaf_agrees(shown: str, value) -> bool:
+    """A row's text against the typed data's value: equal as text; an address may be shortened
+    (0x1234567...abcde, MetaMask's shortenAddress) or shown as a name (a pet name, "Account 1")."""
+    want = str(value).strip()
+    if _FULL.match(want):
+        short = _SHORT.match(shown)
+        if short:
+            return want[:7].lower() == short.group(1).lower() and want[-5:].lower() == short.group(2).lower()
+        return shown.lower() == want.lower() or not shown.lower().startswith("0x")
+    return shown == want
+
+
+def _compare(shown, value, where: str) -> str | None:
+    if isinstance(value, dict):
+        if not isinstance(shown, dict):
+            return f"{where} is a struct in the request but a single row on the page"
+        for key in shown:
+            if key not in value:
+                return f"the page shows {where}.{key}, which the request does not carry"
+        for key, item in value.items():
+            if key not in shown:
+                return f"the page shows no row for {where}.{key}"
+            why = _compare(shown[key], item, f"{where}.{key}")
+            if why:
+                return why
+        return None
+    if isinstance(shown, dict) or not _leaf_agrees(shown, value):
+        return f"{where} reads {shown!r} on the page but {value!r} in the request"
+    return None
+
+
+def cross_check(rows: dict[str, str], primary_type: str | None, typed: dict) -> str | None:
+    """None when the signature page's rows agree with the request's typed data (the copied JSON): the same
+    primary type and, for every message field, a row whose text is that value. Else what differs."""
+    shown_type = _value("primaryType", primary_type) if primary_type is not None else None
+    if shown_type != typed.get("primaryType"):
+        return f"primary type {shown_type!r} on the page, {typed.get('primaryType')!r} in the request"
+    try:
+        shown = typed_from_rows({k: v for k, v in rows.items() if k != "primaryType" and not k.startswith("domain.")})
+    except RowsError as exc:
+        return f"unreadable signature page: {exc}"
+    return _compare(shown["message"], typed.get("message"), "message")

@@ -2,7 +2,15 @@
 
 No selector lives in Python: every selector the executor uses is read here from
 profiles/sites/<SITE_PROFILE>.json and profiles/wallets/<WALLET_PROFILE>.json. Templates use
-{asset}, {side}, {slug} and {field}; `fill` substitutes them.
+{asset}, {asset_lower}, {side}, {slug}, {value} and {field}; `fill` substitutes them.
+
+The site profile (one for the real site and the replica alike: profiles/sites/polymarket.json):
+`urls` (the event page and portfolio paths), `page` (the embedded data script, the logged-in
+link, "Go to live market", the hub's event links, the price to beat, toasts), `widget` (the
+trade widget's root and its parts, each found inside the visible root), `records` (the
+Positions/History panels: their heading and the column names read), `texts` (the submit's
+label, the words of a button that would not place an order) and `sources` (where each entry
+comes from).
 """
 
 from __future__ import annotations
@@ -12,12 +20,20 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-SITE_PAGE_KEYS = ("toast_success", "toast_error", "orders_panel", "order_row_for_slug")
-SITE_CARD_KEYS = ("root", "slug_attribute", "window_start_attribute", "outcome_button", "outcome_price",
-                  "amount_input", "submit_button")
-SITE_ROW_ATTRS = ("side", "amount", "status")
+SITE_KEYS = {
+    "urls": ("event", "portfolio"),
+    "page": ("event_data", "logged_in", "go_live", "hub_event_link", "toast_success", "toast_error"),
+    "widget": ("root", "outcome_button", "buy_radio", "order_type_switch", "amount_input", "submit_button",
+               "checked_attribute", "checked_value"),
+    "records": ("heading", "history_title", "positions_title", "container", "table", "header_cell", "row", "link"),
+    "texts": ("buy_label",),
+}
+RECORD_COLUMNS = ("market", "outcome", "price", "shares", "amount", "status", "id")
+# Needed on an idle event page (the probe and the markup check); the amount input exists in
+# Market mode only, and the toasts and History rows during and after an order.
+SITE_REQUIRED = ("page.event_data", "widget.root", "widget.outcome_button", "widget.buy_radio",
+                 "widget.order_type_switch", "widget.submit_button")
 WALLET_LIST_KEYS = ("unlock_password", "unlock_submit", "confirm", "cancel", "origin")
-WALLET_FIELDS = ("primary_type", "side", "amount", "market")
 
 
 class ProfileError(Exception):
@@ -56,36 +72,63 @@ def _as_list(value) -> list[str]:
 class SiteProfile:
     name: str
     path: Path
+    urls: dict[str, str]
     page: dict[str, str]
-    card: dict[str, str]
-    row_attrs: dict[str, str]
+    widget: dict[str, str]
+    records: dict[str, str]
+    columns: dict[str, str]          # record field -> the column header read
+    texts: dict[str, str]
+    not_an_order: tuple[str, ...]    # lower-case words of a trade button that places no order
+    sources: dict[str, str]
     verified: bool
 
     @classmethod
     def load(cls, path: Path) -> SiteProfile:
         data = _load(path)
-        page, card, rows = data.get("page", {}), data.get("card", {}), data.get("order_row_attributes", {})
-        for section, keys, got in (("page", SITE_PAGE_KEYS, page), ("card", SITE_CARD_KEYS, card),
-                                   ("order_row_attributes", SITE_ROW_ATTRS, rows)):
-            if not isinstance(got, dict):
+        got: dict[str, dict] = {}
+        for section, keys in SITE_KEYS.items():
+            part = data.get(section, {})
+            if not isinstance(part, dict):
                 raise ProfileError(f"site profile {path}: '{section}' must be an object")
             for key in keys:
-                if not isinstance(got.get(key), str) or not got.get(key):
+                if not isinstance(part.get(key), str) or not part.get(key):
                     raise ProfileError(f"site profile {path}: missing selector '{section}.{key}'")
-        return cls(str(data.get("name", Path(path).stem)), Path(path), dict(page), dict(card), dict(rows),
+            got[section] = {k: v for k, v in part.items() if isinstance(v, str)}
+        columns = data["records"].get("columns", {})
+        for key in RECORD_COLUMNS:
+            if not isinstance(columns, dict) or not isinstance(columns.get(key), str) or not columns.get(key):
+                raise ProfileError(f"site profile {path}: missing 'records.columns.{key}'")
+        words = data["texts"].get("not_an_order", [])
+        if not isinstance(words, list) or not words or not all(isinstance(w, str) and w for w in words):
+            raise ProfileError(f"site profile {path}: 'texts.not_an_order' must be a list of words")
+        sources = data.get("sources", {})
+        return cls(str(data.get("name", Path(path).stem)), Path(path), got["urls"], got["page"], got["widget"],
+                   got["records"], {k: str(v) for k, v in columns.items()}, got["texts"],
+                   tuple(w.lower() for w in words), dict(sources) if isinstance(sources, dict) else {},
                    bool(data.get("verified", False)))
 
+    def selector(self, name: str) -> str:
+        """'widget.root' -> its template."""
+        section, key = name.split(".", 1)
+        return {"page": self.page, "widget": self.widget}[section][key]
+
     def required_selectors(self) -> dict[str, str]:
-        """The selectors a trade needs (name -> template), for the probe and the markup check."""
-        out = {f"page.{k}": self.page[k] for k in SITE_PAGE_KEYS}
-        out.update({f"card.{k}": self.card[k] for k in SITE_CARD_KEYS if not k.endswith("_attribute")})
-        return out
+        """The selectors an idle event page must match (name -> template), for the probe and the markup check."""
+        return {name: self.selector(name) for name in SITE_REQUIRED}
 
     def optional_selectors(self) -> dict[str, str]:
-        out = {f"page.{k}": v for k, v in self.page.items() if k not in SITE_PAGE_KEYS}
-        out.update({f"card.{k}": v for k, v in self.card.items()
-                    if k not in SITE_CARD_KEYS and not k.endswith("_attribute")})
+        out = {f"page.{k}": v for k, v in self.page.items() if f"page.{k}" not in SITE_REQUIRED
+               and k not in ("price_to_beat_label", "hub_event_link")}
+        out["widget.amount_input"] = self.widget["amount_input"]
         return out
+
+    def not_an_order_word(self, text: str | None) -> str | None:
+        """The word that makes a trade button's `text` a non-order (Deposit, Log in, Unavailable...)."""
+        low = " ".join((text or "").lower().split())
+        return next((w for w in self.not_an_order if w in low), None)
+
+    def event_path(self, slug: str) -> str:
+        return fill(self.urls["event"], slug=slug)
 
 
 @dataclass(frozen=True)
@@ -95,9 +138,6 @@ class WalletProfile:
     popup_url_pattern: re.Pattern
     selectors: dict[str, list[str]]
     data_row: str
-    data_row_value: str
-    fields: dict[str, str]
-    order_primary_type: str
     order_guard: dict = field(default_factory=dict)   # executor.order_guard.Allowed.from_profile's input
 
     @classmethod
@@ -121,17 +161,12 @@ class WalletProfile:
         for key in WALLET_LIST_KEYS:
             if not selectors.get(key):
                 raise ProfileError(f"wallet profile {path}: missing selector '{key}'")
-        fields = data.get("fields", {})
-        for key in WALLET_FIELDS:
-            if not isinstance(fields, dict) or not isinstance(fields.get(key), str):
-                raise ProfileError(f"wallet profile {path}: missing 'fields.{key}'")
-        for key in ("data_row", "data_row_value", "order_primary_type"):
-            if not isinstance(data.get(key), str) or not data.get(key):
-                raise ProfileError(f"wallet profile {path}: missing '{key}'")
+        if not isinstance(data.get("data_row"), str) or not data.get("data_row"):
+            raise ProfileError(f"wallet profile {path}: missing 'data_row'")
         if not isinstance(data.get("order_guard", {}), dict):
             raise ProfileError(f"wallet profile {path}: 'order_guard' must be an object")
         return cls(str(data.get("name", Path(path).stem)), Path(path), pattern, selectors, data["data_row"],
-                   data["data_row_value"], dict(fields), data["order_primary_type"], dict(data.get("order_guard", {})))
+                   dict(data.get("order_guard", {})))
 
     def is_popup_url(self, url: str) -> bool:
         return bool(self.popup_url_pattern.search(url or ""))

@@ -1,7 +1,10 @@
 """The click-through of one trade, after its `intent` is journaled and fsynced.
 
-outcome button -> amount -> Buy -> wallet popup (unlock, read, guard, confirm | reject) ->
-toast AND orders-panel row. Returns an Outcome: filled, failed, wallet_rejected or unknown.
+the page shows the order's window -> Buy + Market mode -> outcome button (by value) -> amount ->
+the trade button, only when it reads "Buy Up"/"Buy Down" (Deposit, Log in, Unavailable: a clear
+refusal, nothing submitted) -> wallet popup (unlock, read, guard, confirm | reject) -> a new
+History row (the venue's own record; the toast is recorded, never enough alone). Returns an
+Outcome: filled, failed, wallet_rejected or unknown.
 `submitted` is journaled by the caller's callback when the wallet's confirm has been clicked.
 Never retries: an order whose outcome is unknown is left for reconciliation from the page.
 """
@@ -16,10 +19,10 @@ from dataclasses import dataclass, field
 from playwright.sync_api import BrowserContext, Page
 from playwright.sync_api import Error as PlaywrightError
 
-from executor import wallet_guard
-from executor.pages import Interrupted, MarketPage, SelectorMissing, StepTimeout, Waiter
+from executor.pages import Interrupted, MarketPage, NotAnOrder, SelectorMissing, StepTimeout, Waiter
 from executor.profiles import WalletProfile
-from executor.wallet_page import WalletPopup
+from executor.wallet_guard import OrderCheck, WalletRequest
+from executor.wallet_page import WalletAlert, WalletPopup
 
 log = logging.getLogger("executor.trade")
 
@@ -27,6 +30,8 @@ log = logging.getLogger("executor.trade")
 NOT_PLACED = ("rejected", "failed", "cancelled", "canceled")
 # After SIGTERM, how long we keep waiting for the outcome of an order already confirmed.
 STOP_GRACE_S = 4.0
+# Once the order's History row is there, how long its toast may lag (it is recorded, never required).
+TOAST_GRACE_S = 1.0
 
 
 @dataclass
@@ -59,16 +64,16 @@ def find_popup(context: BrowserContext, wallet: WalletProfile, exclude: set[int]
 
 class ClickThrough:
     def __init__(self, context: BrowserContext, market: MarketPage, wallet: WalletProfile, waiter: Waiter,
-                 step_timeout: float, password: str, market_origin: str, tolerance: float,
+                 step_timeout: float, password: str, guard: OrderCheck,
                  screenshot: Callable[[str, str, Page | None, WalletPopup | None], None],
-                 on_submitted: Callable[[], None], max_slippage: float | None = None):
+                 on_submitted: Callable[[], None]):
         self.context, self.market, self.wallet, self.waiter = context, market, wallet, waiter
-        self.max_slippage = max_slippage
         self.timeout, self.password = step_timeout, password
-        self.market_origin, self.tolerance = market_origin, tolerance
+        self.guard = guard   # the wallet guard for this order (executor/wallet_guard.py)
         self.screenshot = screenshot
         self.on_submitted = on_submitted
         self.step = "start"
+        self._known_ids: set[str | None] = set()
         self.popup: WalletPopup | None = None
         self.timings: dict[str, float] = {}
         self._t_step: float | None = None
@@ -78,6 +83,8 @@ class ClickThrough:
             return self._run(order)
         except SelectorMissing as exc:
             return self._fail(order, "failed", str(exc), {"selector": exc.key})
+        except NotAnOrder as exc:   # the widget would not place this order: nothing was submitted
+            return self._fail(order, "failed", f"{exc}; no order placed")
         except StepTimeout as exc:
             if self.step in ("outcome_wait",):
                 return self._fail(order, "unknown", f"{exc}; the order's outcome could not be read")
@@ -124,10 +131,17 @@ class ClickThrough:
 
     def _run(self, o: Order) -> Outcome:
         m = self.market
+        self._enter("page_check")
+        shown = m.window()
+        if shown is None or shown[0] != o.slug:
+            raise NotAnOrder("page_check", f"the page shows {shown[0] if shown else 'no checked event'}, not {o.slug}")
+        self._enter("mode")
+        m.ensure_market_buy()
         self._enter("outcome")
         m.click_outcome(o.side)
         self._enter("amount")
         m.fill_amount(o.amount)
+        self._known_ids = {r.get("id") for r in (m.rows(o.slug) or [])}   # a success is a NEW History row
         before_pages = {id(p) for p in self.context.pages}
         m.mark_toasts()
         self._enter("submit")
@@ -152,23 +166,31 @@ class ClickThrough:
             popup.unlock(self.password)
         self._enter("read_request")
         request = popup.read_request()
-        why = wallet_guard.check(request, wallet_guard.Intended(o.side, o.amount, o.slug, o.price), self.market_origin,
-                                 self.wallet.order_primary_type, self.tolerance, self.max_slippage)
+        why = self.guard.check(request)
         if why:
-            self._enter("reject")
-            outcome = self._fail(o, "wallet_rejected", f"wallet guard: {why}",   # screenshot shows the request
-                                 {"request": {"origin": request.origin, "title": request.title, **request.fields}})
-            popup.reject()
-            return outcome
+            return self._wallet_reject(o, popup, request, f"wallet guard: {why}")
         if self.waiter.should_stop():
             raise Interrupted("stopped before the wallet confirm")
         self._enter("confirm")
-        popup.confirm()
+        try:
+            popup.confirm()
+        except WalletAlert as alert:   # nothing signed: the wallet asked to acknowledge a danger alert
+            return self._wallet_reject(o, popup, request, f"wallet guard: the wallet raised a danger alert: {alert}")
         self.on_submitted()
         self._enter("outcome_wait")
         return self._await_outcome(o)
 
+    def _wallet_reject(self, o: Order, popup: WalletPopup, request: WalletRequest, reason: str) -> Outcome:
+        """Reject with the wallet's own button; the screenshot (taken first) shows the request."""
+        self._enter("reject")
+        outcome = self._fail(o, "wallet_rejected", reason,
+                             {"request": {"origin": request.origin, "title": request.title, **request.fields}})
+        popup.reject()
+        return outcome
+
     def _await_outcome(self, o: Order) -> Outcome:
+        """Success is the venue's own record: a new History row for this window (a toast alone is
+        never enough); an error toast with no new row is the venue's rejection."""
         m = self.market
         seen: dict = {}
 
@@ -180,12 +202,12 @@ class ClickThrough:
                     seen["toast"], seen["toast_text"] = "error", errors[0].rstrip("\u00d7\u2715x ").strip()
                 elif m.new_toasts("success"):
                     seen["toast"] = "success"
-            row = m.order_row(o.slug)
-            if row is not None:
-                seen["row"] = row
-            if seen.get("toast") == "error" and row is None:
+            row = next((r for r in (m.rows(o.slug) or []) if r.get("id") not in self._known_ids), None)
+            if row is not None and "row" not in seen:
+                seen["row"], seen["row_at"] = row, time.monotonic()
+            if seen.get("toast") == "error" and "row" not in seen:
                 return True
-            return "row" in seen and "toast" in seen
+            return "row" in seen and ("toast" in seen or time.monotonic() - seen["row_at"] > TOAST_GRACE_S)
 
         t0 = time.monotonic()
 
@@ -195,7 +217,7 @@ class ClickThrough:
             return settled()
 
         try:
-            self.waiter.until(done_or_stopping, self.timeout, "outcome_wait", "the order's toast and orders-panel row",
+            self.waiter.until(done_or_stopping, self.timeout, "outcome_wait", "the order's History row",
                               interruptible=False)
         except StepTimeout:
             pass  # judged below from what was seen
@@ -205,10 +227,10 @@ class ClickThrough:
         if row is not None:
             status = (row.get("status") or "").lower()
             if status in NOT_PLACED:
-                return self._fail(o, "failed", f"orders panel shows the order as {status}")
+                return self._fail(o, "failed", f"the History panel shows the order as {status}")
             return Outcome("filled", "order accepted", self.step,
                            self._timed(row_fields(row, o, toast=seen.get("toast"))))
-        return self._fail(o, "unknown", "no toast and no orders-panel row within "
+        return self._fail(o, "unknown", "no new History row within "
                           f"{self.timeout:g}s after the wallet confirm; left for reconciliation")
 
 

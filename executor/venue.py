@@ -49,6 +49,16 @@ class Venue(Protocol):
     def shown_window(self, asset: str) -> tuple[str, int] | None:
         """(slug, window_start) the venue shows for `asset` now, or None."""
 
+    def refusal(self, asset: str, start: int) -> str | None:
+        """Why the venue refuses the window starting at `start` (page and API disagree on the window,
+        a token or the price; a button that would not place an order), or None."""
+
+    def window_done(self, asset: str, start: int) -> None:
+        """The engine decided this window: the venue may get the next window's page ready."""
+
+    def page_ready(self, asset: str) -> bool:
+        """False while the venue is on its way to the asset's checked page (no verdict on selectors)."""
+
     def missing_selectors(self, asset: str) -> list[tuple[str, str]]:
         """Which parts of the market cannot be read (empty when the market is readable)."""
 

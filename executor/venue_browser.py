@@ -1,9 +1,13 @@
-"""The browser venue: the market page and the wallet popup, driven through their page objects.
+"""The browser venue (Polymarket's site, or the replica that copies it): event pages, public APIs, wallet popup.
 
-One persistent Chromium context on the user's profile. The page reports window changes through a
-MutationObserver bound to Python; orders go through `ClickThrough` (outcome button, amount, Buy,
-wallet popup with the wallet guard); reconciliation and live settlement read the page's own
-orders panel. Used in demo (against the replica) and live.
+One persistent Chromium context on the user's profile, one tab per asset on its window's event page
+(executor/event_tabs.py: the window from the UTC grid and the deterministic slug, the page checked
+against Gamma, the tab sent to the next event page when its window ends); quotes from the CLOB
+book with the page's prices as the cross-check; orders through `ClickThrough` (the visible trade
+widget's outcome `value`, Buy + Market, the amount, the trade button only when it reads "Buy Up" /
+"Buy Down", the wallet popup with the wallet guard); success, reconciliation and the settlement
+estimate read the venue's own History rows (executor/records.py). Used in demo (against the
+replica) and live; the paper venue reuses everything but the click.
 """
 
 from __future__ import annotations
@@ -17,9 +21,10 @@ from urllib.parse import urlsplit
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import Page
 
-from executor.browser import BINDING, launch, observer_script
+from executor.browser import launch
+from executor.event_tabs import EventTabs
 from executor.market_view import MarketView
-from executor.pages import Interrupted, MarketPage, StepTimeout, Waiter, parse_window_start
+from executor.pages import Interrupted, MarketPage, StepTimeout, Waiter
 from executor.profiles import SiteProfile, WalletProfile
 from executor.trade import NOT_PLACED, ClickThrough, Order, Outcome, row_fields
 from executor.venue import NotReadable, VenueGone, VenueRefused, WindowCallback
@@ -54,6 +59,7 @@ class BrowserVenue:
         self.ctx = None
         self.page: Page | None = None
         self.markets: dict[str, MarketPage] = {}
+        self.tabs: EventTabs | None = None
         self._gone = threading.Event()
         self._on_window: WindowCallback | None = None
         self.in_trade = False
@@ -76,28 +82,20 @@ class BrowserVenue:
         page = ctx.pages[0] if ctx.pages else ctx.new_page()
         for extra in ctx.pages[1:]:
             extra.close()
-        page.on("crash", lambda *_: self._gone.set())
-        page.on("close", lambda *_: self._gone.set())
-        page.expose_binding(BINDING, self._on_binding)
-        page.add_init_script(observer_script(self.site, self.cfg.assets))
         self.page = page
-        self.markets = {a: MarketPage(page, self.site, a, self.waiter(), self.cfg.step_timeout)
-                        for a in self.cfg.assets}
-        log.info("opening %s", self.cfg.market_url)
-        page.goto(self.cfg.market_url, timeout=self.cfg.step_timeout * 1000, wait_until="domcontentloaded")
+        self.tabs = EventTabs(self.cfg, self.site, self.view, self.waiter, self._window_seen, self.notify,
+                              clicks=self.kind == "browser")
+        log.info("opening the event pages of %s on %s", ",".join(self.cfg.assets), self.tabs.origin)
+        self.tabs.open(ctx, page)
+        for tab_page in self.tabs.pages():
+            tab_page.on("crash", lambda *_: self._gone.set())
+            tab_page.on("close", lambda *_: self._gone.set())
+        self.markets = {a: t.market for a, t in self.tabs.tabs.items()}
 
-    def _on_binding(self, source, payload) -> None:
-        """Called (in the Playwright thread) by the page's MutationObserver on every window change."""
-        if self._on_window is None or not isinstance(payload, dict):
-            log.warning("window event from the page not understood: %r", payload)
-            return
-        asset = str(payload.get("asset", "")).upper()
-        start = parse_window_start(str(payload.get("start")))
-        slug = str(payload.get("slug") or "")
-        if asset not in self.markets or start is None or not slug:
-            log.warning("window event from the page not understood: %r", payload)
-            return
-        self._on_window(asset, start, slug, -1.0, "page")
+    def _window_seen(self, asset: str, start: int, slug: str, seen: float, via: str) -> None:
+        """A tab's event page was checked against the APIs: its window is on the page."""
+        if self._on_window is not None:
+            self._on_window(asset, start, slug, seen, via)
 
     def close(self) -> None:
         ctx, self.ctx, self.page = self.ctx, None, None
@@ -109,12 +107,18 @@ class BrowserVenue:
             log.debug("closing the browser: %s", exc)  # already gone: nothing more to close
 
     def check_alive(self) -> None:
-        if self._gone.is_set() or self.page is None or self.page.is_closed():
-            raise VenueGone("the browser or its page closed")
+        if self._gone.is_set() or self.page is None or any(p.is_closed() for p in self.markets_pages()):
+            raise VenueGone("the browser or one of its event pages closed")
+
+    def markets_pages(self) -> list[Page]:
+        return self.tabs.pages() if self.tabs is not None else []
 
     def pause(self, ms: int) -> None:
+        """Let the pages' reports arrive, then follow them (check a page, or go to the next window)."""
         if self.page is not None:
             self.page.wait_for_timeout(ms)
+        if self.tabs is not None:
+            self.tabs.follow()
 
     def _require_unlocked_wallet(self, pw) -> None:
         """Live without METAMASK_PASSWORD: go on only if the page shows a connected account and no
@@ -128,7 +132,8 @@ class BrowserVenue:
         ok = False
         if logged_in:
             try:
-                ok = self.page.locator(logged_in).first.is_visible()
+                self.page.locator(logged_in).first.wait_for(state="visible", timeout=self.cfg.step_timeout * 1000)
+                ok = True
             except PlaywrightError:
                 ok = False
         popup = next((p for p in self.ctx.pages if self.wallet.is_popup_url(p.url)), None)
@@ -141,35 +146,58 @@ class BrowserVenue:
 
     # ---- market data -------------------------------------------------------------------------
     def shown_window(self, asset: str) -> tuple[str, int] | None:
+        """(slug, start) of the event page the asset's tab shows, once checked against the APIs."""
         return self.markets[asset].window()
+
+    def refusal(self, asset: str, start: int) -> str | None:
+        """Why the window starting at `start` is refused (page and API disagree...), or None."""
+        return self.tabs.refusal(asset, start) if self.tabs is not None else None
+
+    def window_done(self, asset: str, start: int) -> None:
+        """The engine decided this window: the asset's tab may go to the next window's page now."""
+        if self.tabs is not None:
+            self.tabs.window_done(asset, start)
+
+    def page_ready(self, asset: str) -> bool:
+        """False while the asset's tab is on its way to a checked event page (no verdict on selectors)."""
+        return not self.markets[asset].loading
 
     def missing_selectors(self, asset: str) -> list[tuple[str, str]]:
         return self.markets[asset].missing_selectors()
 
     def asks(self, asset: str) -> tuple[float | None, float | None]:
-        return self.markets[asset].asks()
+        """The best asks of Up and Down from the CLOB book, cross-checked with the page."""
+        return self.tabs.asks(asset) if self.tabs is not None else (None, None)
 
     # ---- orders ------------------------------------------------------------------------------
     def place(self, order: Order, on_submitted: Callable[[], None]) -> Outcome:
+        from executor.wallet_guard import GuardUnavailable, order_check  # here: only this method is ours
+
         cfg = self.cfg
+        try:   # the guard first: the intended side's token id from the market data, the allow-list, the address
+            guard = order_check(cfg, self.wallet, self.view, order, self.market_origin)
+        except GuardUnavailable as exc:
+            return Outcome("failed", str(exc), "wallet_guard", {"reason": str(exc), "step": "wallet_guard"})
         self.in_trade = True
         try:
             ct = ClickThrough(self.ctx, self.markets[order.asset], self.wallet, self.waiter(), cfg.step_timeout,
-                              str(cfg.metamask_password), self.market_origin, cfg.amount_tolerance,
-                              self._screenshot, on_submitted, max_slippage=cfg.max_slippage)
+                              str(cfg.metamask_password), guard, self._screenshot, on_submitted)
             return ct.run(order)
         finally:
             self.in_trade = False
 
     def find_order(self, asset: str, slug: str, order: Order, wait: float) -> dict | None:
+        """Our order of window `slug` in the venue's own record (History rows: the asset's event page
+        when it shows that window, else the portfolio); NotReadable when no History can be read."""
         market = self.markets.get(asset) or MarketPage(self.page, self.site, asset, self.waiter(),
-                                                       self.cfg.step_timeout)
+                                                       self.cfg.step_timeout, self.tabs.records_page if self.tabs
+                                                       else None)
         try:
-            self.waiter().until(lambda: market.page_loc("orders_panel").count() > 0, wait, "reconcile",
-                                "the orders panel", interruptible=True)
+            self.waiter().until(lambda: market.rows(slug) is not None, wait, "reconcile", "the History panel",
+                                interruptible=True)
         except StepTimeout:
-            raise NotReadable(f"selector page.orders_panel ({self.site.page['orders_panel']}) matched nothing") \
-                from None
+            rec = self.site.records
+            raise NotReadable(f"no History panel ({rec['heading']} {rec['history_title']!r}) could be read") from None
         except Interrupted:
             raise NotReadable("stopping") from None
         try:
@@ -190,17 +218,24 @@ class BrowserVenue:
                 "fee": row.number("fee"), "status": row.get("status")}
 
     def window_result(self, fill: dict) -> dict | None:
-        market = self.markets.get(str(fill.get("asset")))
-        row = market.order_row(str(fill.get("slug"))) if market else None
-        result = (row.get("result") or "").lower() if row else ""
-        if result not in ("won", "lost"):
-            return None
-        amount = float(fill.get("amount") or 0)
-        payout = row.number("payout")
-        if payout is None:
-            payout = float(fill.get("shares") or 0) if result == "won" else 0.0
-        return {"outcome": result, "payout": round(payout, 6), "fee": fill.get("fee"),
-                "pnl": round(payout - amount, 6)}
+        """The market's own resolution (executor.resolution); the orders panel's result is the
+        estimate once RESOLUTION_WAIT has passed without one."""
+        from executor.resolution import ResolutionWatch  # here: only this method is this module's part of it
+
+        def panel() -> dict | None:
+            market = self.markets.get(str(fill.get("asset")))
+            row = market.order_row(str(fill.get("slug"))) if market else None
+            result = (row.get("result") or "").lower() if row else ""
+            if result not in ("won", "lost"):
+                return None
+            amount = float(fill.get("amount") or 0)
+            payout = row.number("payout")
+            if payout is None:
+                payout = float(fill.get("shares") or 0) if result == "won" else 0.0
+            return {"outcome": result, "payout": round(payout, 6), "fee": fill.get("fee"),
+                    "pnl": round(payout - amount, 6)}
+
+        return ResolutionWatch.of(self.view, self.cfg).result(fill, panel, "panel")
 
     # ---- housekeeping ------------------------------------------------------------------------
     def housekeeping(self) -> None:
@@ -208,7 +243,7 @@ class BrowserVenue:
         if self.in_trade or self.ctx is None:
             return
         for p in list(self.ctx.pages):
-            if p is self.page or p.is_closed() or not self.wallet.is_popup_url(p.url):
+            if p in self.markets_pages() or p.is_closed() or not self.wallet.is_popup_url(p.url):
                 continue
             popup = WalletPopup(p, self.wallet, self.waiter(), min(self.cfg.step_timeout, 3.0))
             try:
@@ -224,13 +259,13 @@ class BrowserVenue:
                 log.warning("could not dismiss an unexpected wallet popup: %s", exc)
 
     def after_failed_trade(self) -> None:
-        try:
-            self.page.reload(wait_until="domcontentloaded", timeout=self.cfg.step_timeout * 1000)
-        except PlaywrightError as exc:
-            log.warning("reloading the market page failed: %s", first_line(exc))
+        if self.tabs is not None:
+            self.tabs.reload()
 
     def screenshot(self, name: str, step: str) -> str | None:
-        return self._screenshot(name, step, self.page, None)
+        """The tab of the asset the name's slug belongs to (else the first tab)."""
+        page = next((m.page for a, m in self.markets.items() if f"{a.lower()}-updown-" in name), self.page)
+        return self._screenshot(name, step, page, None)
 
     def _screenshot(self, trade_id: str, step: str, page: Page | None, popup: WalletPopup | None) -> str | None:
         """PNG of the market page (and of the wallet popup, password field cleared first); returns

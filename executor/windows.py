@@ -4,7 +4,10 @@ The venue reports window changes as they happen (`on_event`, any thread); the lo
 (`drain`), and once per pass `cross_check` compares with the UTC grid: when the grid says a new
 window began and the venue has not reported it within GRID_GRACE_S, the venue is read directly,
 and if it still shows an older window the grid's window is tracked anyway (never traded until
-the venue shows it). Every window ends with exactly one line in logs/decisions.jsonl.
+the venue shows it). A window the venue refuses (`venue.refusal`: its page and the APIs disagree on
+the window, the token or the price, or its trade button would place no order) gets its skip line
+with that reason at once and is never traded. Every window ends with exactly one line in
+logs/decisions.jsonl.
 """
 
 from __future__ import annotations
@@ -57,7 +60,7 @@ class WindowTracker:
         cur = self.current.get(asset)
         if cur is not None and cur.start == start:
             if not cur.page_seen:
-                cur.page_seen, cur.slug = True, slug
+                cur.page_seen, cur.slug, cur.last_reason = True, slug, ""
                 log.info("%s window %s now shown by the page (%s)", asset, slug, via)
             return
         if cur is not None and start < cur.start:
@@ -71,15 +74,22 @@ class WindowTracker:
         log.info("%s new window %s (via %s, %.3fs after its start; grid %s)", asset, slug, via, seen - start,
                  "agrees" if grid.start == start else f"says {grid.start}")
 
+    def refusal(self, asset: str, start: int) -> str | None:
+        """Why the venue refuses this window (None: it does not, or this venue never refuses)."""
+        return self.venue.refusal(asset, start)
+
     def cross_check(self, asset: str, now: float) -> None:
         cfg = self.svc.cfg
         g = window_at(asset, now, cfg.window_seconds)
         cur = self.current.get(asset)
+        refused = self.refusal(asset, g.start)
         if cur is not None and cur.start >= g.start:
             if cur.start > g.start:
                 cur.last_reason = f"page shows window {cur.start}, the UTC grid says {g.start}"
+            elif refused:
+                self._refuse(cur, refused)
             return
-        if now - g.start < GRID_GRACE_S and cur is not None:
+        if now - g.start < GRID_GRACE_S and cur is not None and not refused:
             return
         self.on_grid_miss(asset, g.start)
         shown = self.venue.shown_window(asset)
@@ -92,18 +102,28 @@ class WindowTracker:
             self.finish(cur, "window ended")
         w = WindowCtx(asset, g.start, g.end, window_slug(asset, g.start, cfg.window_seconds), page_seen=False)
         w.last_reason = ("the page does not show this window (it shows "
-                         f"{shown[0] if shown else 'no market card'})")
+                         f"{shown[0] if shown else 'no checked event page'})")
         self.current[asset] = w
         self.svc.state.bump("windows")
-        log.warning("%s: the UTC grid says window %s began but %s", asset, w.slug, w.last_reason)
+        if refused:
+            self._refuse(w, refused)
+        else:
+            log.warning("%s: the UTC grid says window %s began but %s", asset, w.slug, w.last_reason)
+
+    def _refuse(self, w: WindowCtx, why: str) -> None:
+        """The venue refuses this window: its skip line now (a window with an intent keeps its own)."""
+        if not w.decided and not self.svc.journal.traded(w.asset, w.start):
+            self.decide_line(w, Logged.SKIPPED, f"refused: {why}")
 
     def finish(self, w: WindowCtx, why: str) -> None:
         if not w.decided:
-            self.decide_line(w, Logged.SKIPPED, w.last_reason or why)
+            refused = self.refusal(w.asset, w.start)
+            self.decide_line(w, Logged.SKIPPED, f"refused: {refused}" if refused else (w.last_reason or why))
 
     def decide_line(self, w: WindowCtx, action: Logged, reason: str, **fields) -> None:
         """The window's one line in decisions.jsonl (idempotent across restarts)."""
         w.decided = True
+        self.venue.window_done(w.asset, w.start)   # the venue may get the next window's page ready now
         if self.svc.decisions.write(w.asset, w.start, w.slug, action, reason, strategy=self.svc.cfg.strategy,
                                     **fields):
             self.svc.state.window_handled(w.asset, w.start, w.slug, str(action))

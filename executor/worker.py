@@ -19,6 +19,7 @@ from playwright.sync_api import sync_playwright
 
 from core import instance_lock
 from core.exit_codes import ExitStatus
+from executor import quote_recorder
 from executor.browser import BrowserUnavailable
 from executor.engine import Engine
 from executor.risk_gate import RiskGate
@@ -46,8 +47,9 @@ class Worker:
         self.signals = SignalWatcher({a: cfg.signal_path_for(a) for a in cfg.assets}, on_change=self._on_signal,
                                      clock=clock)
         self.venue = self._venue()
-        self.risk = RiskGate(cfg, clock, self.svc.journal.events, self._on_risk_fault)
+        self.risk = RiskGate(cfg, clock, self.svc.journal.all_events, self._on_risk_fault)
         self.engine = Engine(self.svc, self.venue, self.risk, self.signals, summary=self._maybe_summary)
+        self.quotes: quote_recorder.QuoteRecorder | None = None
 
     @staticmethod
     def _notifier(cfg) -> Notifier | None:
@@ -118,6 +120,7 @@ class Worker:
         svc.tick(force=True)
         self.risk.start()
         self.signals.start()
+        self.quotes = quote_recorder.start(cfg)   # QUOTES: its own thread, never in the way of trading
         self.notify("start", f"executor started: mode {cfg.mode}, assets {','.join(cfg.assets)},"
                     f" strategy {cfg.strategy}, {cfg.market_url}")
         try:
@@ -175,6 +178,7 @@ class Worker:
     def _shutdown(self) -> None:
         svc = self.svc
         self.signals.stop()
+        quote_recorder.stop(self.quotes)
         if self.notifier is not None:
             self.notifier.send("stop", f"executor stopped ({svc.stop.reason or 'done'})")
             self.notifier.close()

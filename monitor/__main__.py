@@ -182,6 +182,8 @@ def cmd_started(a) -> ExitStatus:
     kids = doc.get("children", {})
     print(f"supervisor: started in {cfg.mode} mode (monitor pid {a.pid}, log {paths.log_file('monitor')})")
     print(f"  market      {cfg.market_url}")
+    if "dashboard" in doc.get("order", []):
+        _print_dashboard(cfg)
     for name in doc.get("order", []):
         c = kids.get(name, {})
         state = c.get("state")
@@ -195,6 +197,43 @@ def cmd_started(a) -> ExitStatus:
     bad = [n for n, c in kids.items() if c.get("state") in (ChildState.FATAL.value, ChildState.BACKOFF.value)]
     if bad:
         print(f"warning: {', '.join(bad)} failed to start and will be retried; see ./supervisor.sh status")
+    return ExitStatus.OK
+
+
+def _print_dashboard(cfg: Config) -> None:
+    """The dashboard's address, with its control token as the URL fragment (never sent to a server)."""
+    from dashboard.token import ensure_token
+
+    host = cfg.dashboard_bind if cfg.dashboard_bind not in ("0.0.0.0", "::") else "127.0.0.1"
+    host = f"[{host}]" if ":" in host else host
+    try:
+        token = ensure_token(cfg.state_dir)
+    except OSError as exc:
+        print(f"  dashboard   http://{host}:{cfg.dashboard_port}/  (no control token: {exc})")
+        return
+    print(f"  dashboard   http://{host}:{cfg.dashboard_port}/#token={token}")
+    print(f"              (its buttons need that token: {cfg.state_dir / 'dashboard_token'}; metrics: /metrics)")
+
+
+def cmd_pause(a) -> ExitStatus:
+    """`pause`: no new trades (processes keep running, settlement goes on); `unpause`: trade again."""
+    from core.pause import read_pause, set_pause
+
+    cfg = _cfg(lenient=True)
+    before = read_pause(cfg.state_dir)
+    try:
+        now = set_pause(cfg.state_dir, a.command == "pause", f"./supervisor.sh {a.command}")
+    except OSError as exc:
+        _err(f"supervisor: could not write {cfg.state_dir / 'pause.json'} ({exc.strerror or exc});"
+             f" nothing changed{', trading is NOT paused' if a.command == 'pause' and not before.paused else ''}")
+        return ExitStatus.ERROR
+    if now.paused:
+        print("paused: no new trades; the processes keep running and open positions settle"
+              + (f" (was already paused by {before.by})" if before.paused and not before.problem else "")
+              + "; ./supervisor.sh unpause to trade again")
+    else:
+        print("unpaused: new trades allowed again (the risk guards still apply)" if before.paused
+              else "was not paused; nothing changed")
     return ExitStatus.OK
 
 
@@ -283,6 +322,8 @@ def main(argv: list[str] | None = None) -> int:
         d = sub.add_parser(verb)
         d.add_argument("name")
         d.set_defaults(fn=cmd_down)
+    for verb in ("pause", "unpause"):
+        sub.add_parser(verb).set_defaults(fn=cmd_pause)
     sub.add_parser("doctor").set_defaults(fn=cmd_doctor)
     sub.add_parser("login").set_defaults(fn=cmd_login)
     a = p.parse_args(argv)

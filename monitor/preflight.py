@@ -75,13 +75,19 @@ def preflight(env: Mapping[str, str] | None = None, note: Callable[[str], None] 
 def check_ports_free(cfg: Config, env: Mapping[str, str] | None = None) -> None:
     """Run after the start lock is held (so a second start says `already running` instead)."""
     env = os.environ if env is None else env
-    if any(c.name == "replica" and "replica" in c.argv for c in children_for(cfg, env)):
+    children = children_for(cfg, env)
+    if any(c.name == "replica" and "replica" in c.argv for c in children):
         check_replica_ports(cfg)
+    if any(c.name == "dashboard" and "dashboard" in c.argv for c in children) \
+            and port_in_use(cfg.dashboard_port, cfg.dashboard_bind):
+        raise PreflightError(f"DASHBOARD_PORT={cfg.dashboard_port} is already in use on {cfg.dashboard_bind} (another"
+                             " instance's dashboard?): set DASHBOARD_PORT to a free port in .env, e.g."
+                             " DASHBOARD_PORT=8788, or DASHBOARD=0; nothing started")
 
 
 def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
     """True when another program listens on host:port (same bind options as the replica's server)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))

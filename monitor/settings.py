@@ -149,6 +149,14 @@ def default_children(cfg: Config, env: Mapping[str, str] | None = None) -> list[
     children.append(ChildSpec(
         "executor", (py, "-m", "executor"), (hb("executor"),),
         cfg.stale_after_for("executor", max(90.0, 3 * cfg.step_timeout))))
+    # The control surfaces (issue 15): the loopback dashboard + /metrics unless DASHBOARD=0, the Telegram
+    # bot when its token and chats are set. Neither trades; the bot's token reaches it in SECRETS_FILE.
+    if cfg.dashboard:
+        children.append(ChildSpec("dashboard", (py, "-m", "dashboard"), (hb("dashboard"),),
+                                  cfg.stale_after_for("dashboard", 30.0)))
+    if cfg.telegram_enabled:
+        children.append(ChildSpec("telegram_bot", (py, "-m", "telegram_bot"), (hb("telegram_bot"),),
+                                  cfg.stale_after_for("telegram_bot", 120.0)))
     return children
 
 

@@ -20,6 +20,7 @@ from typing import Any
 from core.config import Config
 from core.durable_files import iter_jsonl, read_json
 from core.exit_codes import ExitStatus
+from core.pause import read_pause
 from core.window_grid import timestamp_of, utc_day
 from risk.guards import state_path as risk_state_path
 
@@ -191,7 +192,34 @@ def _trades(cfg: Config, now: float) -> dict:
                 elif p < 0:
                     losses += 1
     return {"last": last, "today": {"filled": filled, "wins": wins, "losses": losses, "pnl": round(pnl, 4)},
-            "path": str(cfg.trades_path)}
+            "open": _open_positions(recs, cfg, now), "path": str(cfg.trades_path)}
+
+
+def _open_positions(recs: list[dict], cfg: Config, now: float) -> list[dict]:
+    """This mode's fills without a `settled` line yet: the window still running, or the window over
+    and the trade awaiting the market's resolution (the executor settles it once published)."""
+    held: dict[str, dict] = {}
+    slugs: dict[str, str] = {}
+    for r in recs:
+        tid, event = r.get("trade_id"), r.get("event")
+        if not tid or r.get("mode", cfg.mode) != cfg.mode:
+            continue
+        if r.get("slug"):
+            slugs[str(tid)] = r["slug"]
+        if event == "filled":
+            held[str(tid)] = r
+        elif event == "settled":
+            held.pop(str(tid), None)
+    out = []
+    for tid, r in held.items():
+        start = r.get("window_start")
+        end = start + cfg.window_seconds if isinstance(start, int) and not isinstance(start, bool) else None
+        over = end is not None and now >= end
+        out.append({"trade_id": tid, "asset": r.get("asset"), "slug": slugs.get(tid), "side": r.get("side"),
+                    "amount": r.get("amount"), "window_start": start,
+                    "state": "awaiting resolution" if over else "window running",
+                    "ended_s_ago": round(now - end, 1) if over else None})
+    return out
 
 
 def _risk(cfg: Config, now: float) -> dict | None:
@@ -231,7 +259,7 @@ def build(cfg: Config, paths: Paths, specs: list[ChildSpec], now: float | None =
             "signal": _signal(cfg, now),
             "signals": {a: _signal(cfg, now, cfg.signal_path_for(a)) for a in cfg.assets},
             "executor": _executor(cfg), "trades": _trades(cfg, now),
-            "risk": _risk(cfg, now), "at": now}
+            "risk": _risk(cfg, now), "pause": read_pause(cfg.state_dir).as_dict(), "at": now}
 
 
 def _dur(s: float | None) -> str:
@@ -254,6 +282,8 @@ def render(st: dict) -> str:
         lines.append(f"{'monitor':<14} GONE      {m['note']}")
     else:
         lines.append(f"{'monitor':<14} stopped   (./supervisor.sh start)")
+    if st.get("service"):
+        lines.append(f"{'service':<14} {st['service']['text']}")
     for name, p in st["processes"].items():
         extra = []
         if p.get("pid"):
@@ -304,6 +334,12 @@ def render(st: dict) -> str:
         lines.append(f"{'last trade':<14} " + " ".join(bits))
     else:
         lines.append(f"{'last trade':<14} none yet ({tr['path']})")
+    held = tr.get("open") or []
+    if held:
+        shown = "; ".join(f"{p.get('asset')} {p.get('side')} ${float(p.get('amount') or 0):.2f} {p.get('slug') or '-'}"
+                          f" {p['state']}" + (f" (ended {_dur(p['ended_s_ago'])} ago)" if p.get("ended_s_ago") else "")
+                          for p in held[:5])
+        lines.append(f"{'open':<14} {len(held)} position(s): {shown}" + (" ..." if len(held) > 5 else ""))
     risk = st.get("risk")
     today = tr["today"]
     if risk and "pnl_today" in risk:
@@ -320,13 +356,30 @@ def render(st: dict) -> str:
                          "  -> ./supervisor.sh resume")
         else:
             lines.append(f"{'risk':<14} ok (losing streak {risk.get('consecutive_losses', 0)})")
+    pause = st.get("pause") or {}
+    if pause.get("paused"):
+        lines.append(f"{'pause':<14} PAUSED: {pause.get('reason')}")
     if not st["ok"]:
         lines.append("status: not everything is running (exit 3)")
     return "\n".join(lines)
 
 
+def _service(cfg: Config) -> dict:
+    """How it runs after reboots (./supervisor.sh install): monitor/service.py; never fails status."""
+    from .service import ServiceError, describe, installed, live_confirmed
+
+    try:
+        info = installed()
+        live = info is not None and live_confirmed(cfg.state_dir)[0]
+    except (OSError, ServiceError) as exc:
+        return {"kind": "unknown", "text": f"could not be checked ({exc})"}
+    return {**(info or {"kind": None}), "live": live,
+            "text": describe(info) + ("; live (confirmed at install time)" if live else "")}
+
+
 def main_status(cfg: Config, paths: Paths, specs: list[ChildSpec], as_json: bool) -> ExitStatus:
     st = build(cfg, paths, specs)
+    st["service"] = _service(cfg)
     if as_json:
         print(json.dumps(st, indent=2, default=str))
     else:

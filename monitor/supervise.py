@@ -48,6 +48,8 @@ from .procs import (
     tagged,
 )
 from .rotate import rotate_logs
+from .sd_notify import ENV_VARS as SYSTEMD_VARS
+from .sd_notify import ServiceNotifier
 from .settings import ChildSpec, Knobs, Paths
 from .states import ACTIVE, ChildState, check_transition
 
@@ -59,8 +61,9 @@ STARTUP_GATE_S = 10.0  # initial start: wait this long for a child's first beat 
 STATUS_EVERY_S = 5.0
 ROTATE_EVERY_S = 10.0
 PRIVATE = 0o600  # files the monitor writes (state, logs, secrets): the owner's only (umask 077 as well)
-# Never passed on in a child's environment (they reach it through SECRETS_FILE instead).
-SCRUBBED_VARS = frozenset((*SECRET_VARS, "REPLICA_WALLET_PASSWORD", SECRETS_FILE_VAR))
+# Never passed on in a child's environment (secrets reach them through SECRETS_FILE instead; systemd's
+# notify variables are the monitor's own).
+SCRUBBED_VARS = frozenset((*SECRET_VARS, "REPLICA_WALLET_PASSWORD", SECRETS_FILE_VAR, *SYSTEMD_VARS))
 
 
 @dataclass
@@ -172,6 +175,7 @@ class Monitor:
         self._status_cache: dict | None = None
         self.ident = ident_of(os.getpid())
         self.notify = Notify(cfg)
+        self.service = ServiceNotifier(self.base_env)  # systemd (Type=notify): READY, STATUS, WATCHDOG
         self.secrets_file: Path | None = None  # written by write_secrets(); given to children as SECRETS_FILE
 
     # ---- secrets ------------------------------------------------------------------
@@ -460,6 +464,7 @@ class Monitor:
             while not self.shutdown_requested:
                 try:
                     self.tick()
+                    self.service.update(self.clock(), self.children, not self.initial_phase)
                 except Exception:  # noqa: BLE001 - nothing restarts the monitor: log, pause, carry on
                     log.exception("monitor: unexpected error in the watch loop; retrying in 1 s")
                     time.sleep(1.0)
@@ -470,6 +475,7 @@ class Monitor:
 
     def shutdown(self) -> None:
         """TERM each child's group in reverse start order, wait, KILL; then clear our pid files."""
+        self.service.stopping()
         for c in reversed(self.children):
             if c.state in ACTIVE:
                 self._begin_stop(c, "shutdown", self.clock())

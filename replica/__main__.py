@@ -19,6 +19,7 @@ from core.config import DEMO_WALLET_PASSWORD, ConfigError, load_config
 from core.durable_files import atomic_write_json, touch_heartbeat
 from core.exit_codes import ExitStatus
 
+from .resolution import resolution_delay
 from .server import App, make_servers
 from .state import ReplicaState, Settings
 
@@ -58,6 +59,10 @@ def parse_args(argv: list[str] | None, defaults: dict) -> argparse.Namespace:
     p.add_argument("--price-to-beat-delay", type=_nonneg, default=None,
                    help="seconds after the start before the price to beat shows (default 30, capped at"
                         " a third of the window)")
+    p.add_argument("--resolution-delay", type=_nonneg, default=None,
+                   help="seconds after a window's end before its market resolves: the APIs publish the winner"
+                        " and the replica's own orders settle (default $REPLICA_RESOLUTION_DELAY, else"
+                        " min(28, window / 4))")
     p.add_argument("--unlock-seconds", type=_nonneg, default=900.0, help="the wallet stays unlocked this long")
     p.add_argument("--balance", type=_nonneg, default=1000.0, help="starting cash in USD")
     p.add_argument("--request-timeout", type=_nonneg, default=90.0,
@@ -106,7 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings(window_seconds=args.window_seconds, seed=args.seed, assets=args.assets,
                         price_to_beat_delay=ptb, unlock_seconds=args.unlock_seconds, password=password,
                         fee_rate=args.fee_rate, fee_exponent=args.fee_exponent, balance=args.balance,
-                        request_timeout=args.request_timeout, state_file=args.state_file)
+                        request_timeout=args.request_timeout, state_file=args.state_file,
+                        resolution_delay=args.resolution_delay)
     state = ReplicaState(settings)
     app = App(state)
     try:
@@ -130,12 +136,13 @@ def main(argv: list[str] | None = None) -> int:
         t.start()
     info = {"pid": os.getpid(), "port": app.port, "wallet_port": app.wallet_port, "base_url": app.base_url,
             "market_url": app.base_url + "/crypto/15M", "wallet_origin": app.wallet_origin,
-            "window_seconds": settings.window_seconds, "started": time.time()}
+            "window_seconds": settings.window_seconds, "resolution_delay": resolution_delay(settings),
+            "started": time.time()}
     if args.ready_file:
         atomic_write_json(args.ready_file, info)
-    log.info("replica ready: market %s/crypto/15M, wallet %s, %d s windows, assets %s, state file %s",
-             app.base_url, app.wallet_origin, settings.window_seconds, ",".join(settings.assets),
-             args.state_file or "none")
+    log.info("replica ready: market %s/crypto/15M, wallet %s, %d s windows (resolved %g s after the end),"
+             " assets %s, state file %s", app.base_url, app.wallet_origin, settings.window_seconds,
+             resolution_delay(settings), ",".join(settings.assets), args.state_file or "none")
     print(f"replica ready: {app.base_url}/crypto/15M (wallet {app.wallet_origin})", flush=True)
 
     while not stop.is_set():

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from .typed_order import ADVERSARIES
+
 # kind -> (where it fires, what it does)
 KINDS: dict[str, str] = {
     "popup_delay": "the wallet popup opens `ms` milliseconds after Buy (param ms, default 3000)",
@@ -18,11 +20,17 @@ KINDS: dict[str, str] = {
     "page_500": "the market page answers HTTP 500",
     "markup_variant": "the page uses renamed classes and moved elements (a stale selector map fails)",
     "market_unavailable": "the market (param asset, default all) shows Unavailable and refuses orders",
-    "wallet_other_origin": "the next signature request comes from another origin",
-    "wallet_transfer": "the next request is a token transfer (primaryType Transfer)",
-    "wallet_approve": "the next request is an unlimited token approval (primaryType Approve)",
-    "wallet_larger_amount": "the next order request carries a larger amount than the page asked",
-    "wallet_opposite_side": "the next order request is for the opposite side",
+    # event-page faults (param asset, default all): a one-shot one applies to the next event page
+    # loaded for its asset, a persistent one to every page, live (replica/site_pages.py)
+    "widget_hidden_first": "the hidden copy of the trade widget comes before the visible one in the page",
+    "widget_deposit": "the trade button reads Deposit (an account without funds): pressing it places no order",
+    "logged_out": "the page is logged out: a Log In button, and the trade button reads Log in",
+    "widget_limit_sell": "the trade widget opens in Limit mode with Sell selected (a remembered preference)",
+    "page_other_window": "the event page's data and widget show the previous window (page and API disagree)",
+    "page_other_token": "the event page's embedded token ids are not the APIs' (page and API disagree)",
+    "page_price_skew": "the event page's outcome prices are 20 cents away from the book (page and API disagree)",
+    "price_to_beat_late": "the event page never shows the price to beat (openPrice null) while it is open",
+    **ADVERSARIES,   # the wallet's real-shaped adversarial requests (replica/typed_order.py)
     "api_unavailable": "the public APIs (/gamma, /clob: replica/market_api.py) answer 503",
     "api_slow": "the public APIs answer `ms` milliseconds late (param ms, default 3000)",
     "api_rate_limited": "the public APIs answer 429 with Retry-After: 1",
@@ -30,8 +38,9 @@ KINDS: dict[str, str] = {
     "api_html": "the public APIs answer an HTML page (status 200) instead of JSON",
     "api_empty_book": "the next CLOB /book has no bids and no asks",
 }
-ADVERSARY_KINDS = ("wallet_other_origin", "wallet_transfer", "wallet_approve", "wallet_larger_amount",
-                   "wallet_opposite_side")
+ADVERSARY_KINDS = tuple(ADVERSARIES)
+PAGE_FAULTS = ("widget_hidden_first", "widget_deposit", "logged_out", "widget_limit_sell", "page_other_window",
+               "page_other_token", "page_price_skew", "price_to_beat_late")
 MODES = ("once", "persistent")
 DEFAULT_MS = 3000
 MAX_MS = 120_000

@@ -62,9 +62,10 @@ in demo and tests). Token ids are deterministic uint256 decimal strings per (see
 outcome); the condition id a 0x-prefixed 32-byte hex. The book is built around the page's own
 quote (so the API and the page agree): Up ask = the page's Up price, Up bid = 1 - Down price,
 five levels a side. Resolution: the window's open and close on the replica's price path, ties
-Up (core.fees.up_wins), published `resolution_delay` seconds after the end (real: median ~28 s):
-then Gamma `closed: true`, `outcomePrices` '["1", "0"]' / '["0", "1"]', CLOB `closed` and
-`winner`, and the book is gone.
+Up (core.fees.up_wins), published `resolution_delay` seconds after the end (real: median ~28 s;
+`--resolution-delay`, replica/resolution.py): then Gamma `closed: true`, `outcomePrices`
+'["1", "0"]' / '["0", "1"]', CLOB `closed` and `winner`, and the book is gone. The replica's own
+ledger settles its orders at that same moment (replica/state.py settle_due).
 
 Faults (armed through POST /api/faults like the others, replica/faults.py): api_unavailable (503),
 api_slow (ms), api_rate_limited (429 + Retry-After), api_geoblock (403), api_html (an HTML page
@@ -76,20 +77,20 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import time
 from typing import NamedTuple
 
 from core import fees
 from core.window_grid import ASSET_NAMES, Window, iso_utc, parse_slug, window_slug
 
+from . import resolution as rules
 from .pricing import MAX_PRICE, MIN_PRICE, TICK, tick_round, window_title
 from .state import ReplicaState
 
 GAMMA_PREFIX = "/gamma"
 CLOB_PREFIX = "/clob"
-DEFAULT_RESOLUTION_DELAY = 28.0   # seconds after the end (real: median ~28 s, real-site notes)
-RESOLUTION_DELAY_ENV = "REPLICA_RESOLUTION_DELAY"
+DEFAULT_RESOLUTION_DELAY = rules.DEFAULT_RESOLUTION_DELAY   # seconds after the end (real: median ~28 s)
+RESOLUTION_DELAY_ENV = rules.RESOLUTION_DELAY_ENV
 LISTED_AHEAD = 4                  # windows listed (and resolvable by slug) ahead of the current one
 LOOKBACK_WINDOWS = 500            # token/condition ids found by search this far back
 BOOK_LEVELS = 5
@@ -136,19 +137,10 @@ def _small_id(seed: int, slug: str, kind: str) -> str:
 
 
 def resolution_delay(state: ReplicaState) -> float:
-    """Seconds from a window's end to its published resolution: Settings.resolution_delay when
-    the replica has one, else $REPLICA_RESOLUTION_DELAY, else min(28, window / 4)."""
-    value = getattr(state.s, "resolution_delay", None)
-    if value is None:
-        raw = os.environ.get(RESOLUTION_DELAY_ENV, "").strip()
-        if raw:
-            try:
-                value = float(raw)
-            except ValueError:
-                value = None
-    if value is None or not math.isfinite(value) or value < 0:
-        value = min(DEFAULT_RESOLUTION_DELAY, state.s.window_seconds / 4)
-    return float(value)
+    """Seconds from a window's end to its published resolution (replica/resolution.py: the same
+    rule settles the replica's own orders): Settings.resolution_delay (`--resolution-delay`), else
+    $REPLICA_RESOLUTION_DELAY, else min(28, window / 4)."""
+    return rules.resolution_delay(state.s)
 
 
 class _Lookup:

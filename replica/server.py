@@ -1,9 +1,10 @@
 """The replica's two HTTP servers (standard library): the market site and the wallet origin.
 
-Market port: the page `/crypto/15M` (and `/portfolio`), its static files, the page's own
-JSON (`/api/state`, `/api/intents`, `/api/requests/<id>`) and the test/demo API
+Market port: the site's pages (replica/site_pages.py: the hub `/crypto/15M`, the event pages
+`/event/<slug>`, `/portfolio`), its static files, the pages' own JSON (`/api/state[?slug=]`,
+`/api/intents`, `/api/requests/<id>`) and the test/demo API
 (`/api/health`, `/api/markets`, `/api/orders`, `/api/settlements`, `/api/reset`,
-`/api/faults`, `/api/wallet`), and Binance-shaped price endpoints over the replica's own price
+`/api/faults`, `/api/wallet`, `/api/wallet/settings`), and Binance-shaped price endpoints over the replica's own price
 path (`/api/v3/ticker/price`, `/api/v3/klines`: see binance_api.py; the demo's signal engine
 reads them), and Polymarket's public Gamma and CLOB read-only APIs under `/gamma/...` and
 `/clob/...` (see market_api.py). Wallet port (another origin, as an extension is): the popup
@@ -15,12 +16,11 @@ shared handler base in http_base.py.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
 
-from . import binance_api, market_api
+from . import binance_api, market_api, site_pages
 from .faults import KINDS, FaultError
 from .http_base import CONTENT_TYPES, STATIC, BadRequest, QuietServer, Refused, _Handler  # noqa: F401
 from .state import OrderError, ReplicaState
@@ -44,11 +44,6 @@ class App:
         return f"http://127.0.0.1:{self.wallet_port}"
 
 
-def _embed(obj: object) -> str:
-    """JSON safe to place inside a <script> element."""
-    return json.dumps(obj).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-
-
 class MarketHandler(_Handler):
     def own_port(self) -> int:
         return self.app.port
@@ -58,10 +53,10 @@ class MarketHandler(_Handler):
         if method in ("GET", "HEAD"):
             if path == "/":
                 self._send(302, b"", "text/plain", {"Location": "/crypto/15M"})
-            elif path in ("/crypto/15M", "/portfolio"):
-                self.page(portfolio=path == "/portfolio")
+            elif path in site_pages.HUB_PATHS or path == "/portfolio" or path.startswith(site_pages.EVENT_PREFIX):
+                self.page(path)
             elif path.startswith("/static/"):
-                self.static(path[len("/static/"):])
+                self.cached_static(path[len("/static/"):])
             elif path == "/favicon.ico":
                 self._send(204, b"", "image/x-icon")
             elif path == "/api/health":
@@ -87,9 +82,11 @@ class MarketHandler(_Handler):
             elif path == "/api/faults":
                 self.json({"faults": st.list_faults(), "kinds": KINDS})
             elif path == "/api/state":
-                self.json(st.page_state())
+                self.json(site_pages.state_for(st, self.query.get("slug")))
             elif path == "/api/wallet":
                 self.json(st.wallet_summary())
+            elif path == "/api/wallet/settings":
+                self.json(st.wallet_settings.to_dict())
             elif path.startswith("/api/v3/") and (feed := binance_api.answer(st, path, self.query)) is not None:
                 self.json(feed[1], feed[0])
             elif (api := market_api.answer(st, path, self.query)) is not None:   # /gamma/..., /clob/...
@@ -133,6 +130,11 @@ class MarketHandler(_Handler):
                 self.body_json()
                 st.lock_wallet()
                 self.json({"ok": True, "locked": True})
+            elif path == "/api/wallet/settings":   # account type, exchange version, danger alert, reject id
+                try:
+                    self.json({"ok": True, "settings": st.set_wallet_settings(self.body_json())})
+                except OrderError as exc:
+                    self.error_json(400, str(exc))
             else:
                 self.not_found()
         elif method == "DELETE" and path == "/api/faults":
@@ -140,32 +142,32 @@ class MarketHandler(_Handler):
         else:
             self.not_found()
 
-    def page(self, portfolio: bool) -> None:
+    def cached_static(self, name: str) -> None:
+        """A static file, cacheable: the pages link it with `?v=<mtime>` (site_pages.static_url), so a
+        tab moving from event page to event page does not fetch it again."""
+        path = (STATIC / name).resolve()
+        if path.parent != STATIC or not path.is_file():
+            self.not_found()
+            return
+        self._send(200, path.read_bytes(), CONTENT_TYPES.get(path.suffix, "application/octet-stream"),
+                   {"Cache-Control": "public, max-age=3600"})
+
+    def page(self, path: str) -> None:
         st = self.app.state
-        if not portfolio:
-            if st.take_fault("page_500"):
+        if path != "/portfolio":
+            asset = site_pages.page_asset(path)   # an event page takes the faults armed for its asset
+            if st.take_fault("page_500", asset):
                 self._send(500, b"<!doctype html><title>500</title><h1>500 Internal Server Error</h1>",
                            CONTENT_TYPES[".html"])
                 return
-            slow = st.take_fault("slow_page")
+            slow = st.take_fault("slow_page", asset)
             if slow and slow.ms:
                 time.sleep(slow.ms / 1000.0)  # the fault itself: a deliberately slow answer
-        overrides = {"variant": False, "unavailable": []}
-        if not portfolio:
-            with st.lock:
-                once = [f for f in st.faults if f.mode == "once" and f.kind in ("markup_variant", "market_unavailable")]
-            for f in once:
-                if st.consume(f):
-                    if f.kind == "markup_variant":
-                        overrides["variant"] = True
-                    else:
-                        overrides["unavailable"] = list(st.s.assets) if f.asset is None else [f.asset]
-        template = (STATIC / "market.html").read_text()
-        html = (template.replace("__INITIAL_STATE__", _embed(st.page_state()))
-                .replace("__OVERRIDES__", _embed(overrides))
-                .replace("__WALLET_ORIGIN__", _embed(self.app.wallet_origin))
-                .replace("__PAGE_KIND__", _embed("portfolio" if portfolio else "market")))
-        self._send(200, html.encode(), CONTENT_TYPES[".html"])
+        rendered = site_pages.render(st, path, self.app.wallet_origin)
+        if rendered is None:
+            self.not_found()
+            return
+        self._send(rendered.status, rendered.html, CONTENT_TYPES[".html"])
 
 
 class WalletHandler(_Handler):

@@ -23,8 +23,10 @@ from core import fees
 from core.durable_files import atomic_write_json, read_json
 from core.window_grid import ASSET_NAMES, Window, iso_utc, window_at
 
-from .faults import ADVERSARY_KINDS, Fault, FaultError, parse_fault
+from . import typed_order
+from .faults import ADVERSARY_KINDS, PAGE_FAULTS, Fault, FaultError, parse_fault
 from .pricing import PricePath, window_title
+from .resolution import resolution_delay
 
 log = logging.getLogger("replica")
 
@@ -33,7 +35,6 @@ MAX_SETTLEMENTS = 500
 MAX_EVENTS = 200
 MAX_REQUESTS = 500
 OTHER_ORIGIN = "https://po1ymarket-rewards.com"
-ATTACKER_ADDRESS = "0x9b1f7e4c2a3d5e6f708192a3b4c5d6e7f8091a2b"
 _AMOUNT_RE = re.compile(r"^\$?\s*(\d+(?:\.\d*)?|\.\d+)$")
 
 
@@ -55,6 +56,7 @@ class Settings:
     spread: float = 0.01
     request_timeout: float = 90.0
     state_file: Path | None = None
+    resolution_delay: float | None = None   # s after a window's end until it resolves (None: replica/resolution.py)
 
 
 def parse_amount(text: object) -> tuple[float | None, str | None]:
@@ -92,6 +94,7 @@ class ReplicaState:
         self.paths = {a: PricePath(a, settings.seed, settings.window_seconds) for a in settings.assets}
         self.unlocked_until = 0.0
         self.requests: dict[str, dict] = {}
+        self.wallet_settings = typed_order.WalletSettings.from_env()   # account type, exchange version, alert
         self._fresh()
         self.load()
 
@@ -165,8 +168,10 @@ class ReplicaState:
             self._fresh()
             self.requests.clear()
             self.unlocked_until = 0.0
+            self.wallet_settings = typed_order.WalletSettings.from_env()
             self.snapshot()
-        log.info("state reset: orders, settlements, faults and wallet requests cleared; wallet locked")
+        log.info("state reset: orders, settlements, faults and wallet requests cleared; wallet locked, its"
+                 " settings back to the defaults")
 
     # ---- markets ----------------------------------------------------------------------------------
     def window(self, asset: str, now: float) -> Window:
@@ -176,11 +181,14 @@ class ReplicaState:
         return any(f.kind == "market_unavailable" and f.mode == "persistent" and f.matches_asset(asset)
                    for f in self.faults)
 
-    def market_view(self, asset: str, now: float) -> dict:
-        w = self.window(asset, now)
-        q = self.paths[asset].quote(w, now, self.s.spread)
+    def market_view(self, asset: str, now: float, start: int | None = None) -> dict:
+        """The window at `now` (or the one starting at `start`: an event page's, maybe past or
+        listed ahead; a future one is quoted as at its start, a past one is `closed`)."""
+        w = self.window(asset, now) if start is None else Window(asset, int(start), self.s.window_seconds)
+        q = self.paths[asset].quote(w, min(max(now, w.start), w.end), self.s.spread)
         open_price = self.paths[asset].price(w.start)
         shown = now - w.start >= self.s.price_to_beat_delay
+        status = "unavailable" if self._persistent_unavailable(asset) else "open"
         return {
             "asset": asset,
             "name": ASSET_NAMES.get(asset, asset),
@@ -194,7 +202,7 @@ class ReplicaState:
             "price": q.price,
             "price_to_beat": open_price if shown else None,
             "price_to_beat_at": w.start + self.s.price_to_beat_delay,
-            "status": "unavailable" if self._persistent_unavailable(asset) else "open",
+            "status": "closed" if now >= w.end else status,
         }
 
     def markets(self) -> list[dict]:
@@ -202,11 +210,12 @@ class ReplicaState:
         with self.lock:
             return [self.market_view(a, now) for a in self.s.assets]
 
-    def page_state(self) -> dict:
+    def page_state(self, event: tuple[str, int] | None = None) -> dict:
+        """What the pages render; with `event` (asset, window start), that event page's market too."""
         now = self.clock()
         with self.lock:
             self.settle_due(now)
-            return {
+            out = {
                 "now": now,
                 "window_seconds": self.s.window_seconds,
                 "balance": round(self.balance, 2),
@@ -217,7 +226,13 @@ class ReplicaState:
                 "min_notional": fees.MIN_NOTIONAL,
                 "fee_rate": self.s.fee_rate,
                 "fee_exponent": self.s.fee_exponent,
+                # persistent event-page faults, applied live: kind -> assets ("*": every asset)
+                "page_faults": {f.kind: f.asset or "*" for f in self.faults
+                                if f.mode == "persistent" and f.kind in PAGE_FAULTS},
             }
+            if event is not None:
+                out["event"] = self.market_view(event[0], now, event[1])
+            return out
 
     # ---- faults -----------------------------------------------------------------------------------
     def add_faults(self, specs: object) -> list[dict]:
@@ -346,27 +361,10 @@ class ReplicaState:
                 "popup": {"open": req["popup"], "delay_ms": req["popup_delay_ms"]}}
 
     def _display(self, req: dict) -> dict:
-        """What the wallet shows (and what confirming signs): the order, or the adversary's request."""
-        side, amount, price = req["side"], req["amount"], req["price"]
-        origin = req["origin"]
-        kind = req["adversary"]
-        if kind == "wallet_opposite_side":
-            side = "DOWN" if side == "UP" else "UP"
-            price = req["down"] if side == "DOWN" else req["up"]
-        elif kind == "wallet_larger_amount":
-            amount = round(amount * 10, 2)
-        elif kind == "wallet_other_origin":
-            origin = OTHER_ORIGIN
-        if kind == "wallet_transfer":
-            return {"origin": origin, "title": "Signature request", "fields": {
-                "primaryType": "Transfer", "token": "USDC", "to": ATTACKER_ADDRESS,
-                "amount": f"{max(self.balance, amount):.2f}"}}
-        if kind == "wallet_approve":
-            return {"origin": origin, "title": "Spending cap request", "fields": {
-                "primaryType": "Approve", "token": "USDC", "spender": ATTACKER_ADDRESS, "amount": "Unlimited"}}
-        return {"origin": origin, "title": "Signature request", "fields": {
-            "primaryType": "Order", "outcome": side, "amount": f"{amount:.2f}", "price": f"{price:.2f}",
-            "shares": f"{amount / price:.2f}", "market": req["slug"]}}
+        """What the wallet shows (and what confirming signs): the order's typed data in the real shape
+        (replica/typed_order.py), or the adversary's request."""
+        return typed_order.wallet_request(req, self.wallet_settings, self.s.seed, self.clock(), OTHER_ORIGIN,
+                                          self.balance)
 
     def wallet_view(self, req_id: str | None) -> dict:
         """What the popup shows: the lock screen or the request (the given one, else the latest pending)."""
@@ -396,6 +394,17 @@ class ReplicaState:
     def lock_wallet(self) -> None:
         with self.lock:
             self.unlocked_until = 0.0
+
+    def set_wallet_settings(self, changes: object) -> dict:
+        """Change the wallet's account type, exchange version, danger alert or reject button for the
+        requests opened from now on; OrderError names a bad value."""
+        with self.lock:
+            try:
+                self.wallet_settings = self.wallet_settings.updated(changes)
+            except ValueError as exc:
+                raise OrderError(str(exc)) from None
+            log.info("wallet settings: %s", self.wallet_settings.to_dict())
+            return self.wallet_settings.to_dict()
 
     def _pending(self, req_id: object) -> dict:
         req = self.requests.get(req_id) if isinstance(req_id, str) else None
@@ -431,16 +440,19 @@ class ReplicaState:
             self._expire_requests(now)
             req = self._pending(req_id)
             self._event(req, "confirmed")
-            kind = req["adversary"]
-            fields = req["display"]["fields"]
-            if kind in ("wallet_transfer", "wallet_approve", "wallet_other_origin"):
-                if kind == "wallet_transfer":
-                    self.balance = max(0.0, self.balance - float(fields["amount"]))
+            shown = req["display"]
+            signed = typed_order.signed_order(shown, req, self.s.seed)
+            if shown["origin"] != req["origin"]:
+                signed = "Order not placed: the wallet signed a request from another site"
+            if isinstance(signed, str):
+                if shown.get("transaction"):
+                    self.balance = max(0.0, self.balance - float(shown["transaction"]["value_usd"]))
                 req["status"] = "failed"
-                req["error"] = "Order not placed: the wallet signed a different request"
+                req["error"] = signed
                 self.snapshot()
-                log.warning("wallet request %s: adversarial %s was SIGNED", req["id"], kind)
-                return {"ok": True, "status": "failed"}
+                log.warning("wallet request %s: %s was SIGNED: %s", req["id"], req["adversary"] or "the request",
+                            signed)
+                return {"ok": True, "status": "failed", "error": signed}
             try:
                 if now >= req["window_end"]:
                     raise OrderError(f"Market closed: the window {req['slug']} ended")
@@ -449,7 +461,8 @@ class ReplicaState:
                 rejected = self.take_fault("order_reject", req["asset"])
                 if rejected:
                     raise OrderError(rejected.message or "Order rejected by the venue: please try again")
-                side, amount, price = fields["outcome"], float(fields["amount"]), float(fields["price"])
+                side, amount = signed                       # placed as signed, at that side's ask
+                price = req["up"] if side == "UP" else req["down"]
                 self._validate(req["asset"], amount, price)
             except OrderError as exc:
                 req["status"] = "failed"
@@ -506,8 +519,10 @@ class ReplicaState:
 
     # ---- settlement -------------------------------------------------------------------------------
     def settle_due(self, now: float | None = None) -> int:
-        """Settle every window (and every order in it) that has ended; returns how many orders."""
+        """Settle every window (and every order in it) whose market has resolved (its end plus the
+        resolution delay, as the APIs publish it); returns how many orders."""
         now = self.clock() if now is None else now
+        delay = resolution_delay(self.s)
         changed = 0
         with self.lock:
             for asset in self.s.assets:
@@ -516,20 +531,20 @@ class ReplicaState:
                 current = self.window(asset, now).start
                 if (current - start) // length > MAX_SETTLEMENTS:
                     start = current - MAX_SETTLEMENTS * length
-                while start + length <= now:
+                while start + length + delay <= now:
                     w = Window(asset, start, length)
                     o, c = self.paths[asset].open_close(w)
                     self.settlements.append({"asset": asset, "window_start": w.start, "window_end": w.end,
                                              "slug": w.slug, "open": o, "close": c,
                                              "outcome": "UP" if fees.up_wins(o, c) else "DOWN",
-                                             "settled_at": now})
+                                             "resolved_at": w.end + delay, "settled_at": now})
                     start += length
                     changed += 1
                 self.settled_through[asset] = start
             del self.settlements[:-MAX_SETTLEMENTS]
             n_orders = 0
             for order in self.orders:
-                if order["status"] == "filled" and order["window_end"] <= now:
+                if order["status"] == "filled" and order["window_end"] + delay <= now:
                     self._settle_order(order)
                     n_orders += 1
             if changed or n_orders:

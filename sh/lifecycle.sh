@@ -123,9 +123,9 @@ cmd_logs() {
     esac
     if [ ! -e "$f" ]; then
       case "$name" in
-        monitor|replica|signal_engine|executor|trades|decisions|signals)
+        monitor|replica|signal_engine|executor|dashboard|telegram_bot|service|trades|decisions|signals)
           say "logs: ${f} does not exist yet; waiting for it (Ctrl-C to quit)" ;;
-        *) die "logs: no log named ${name} in ${SUP_LOG_DIR} (names: monitor, replica, signal_engine, executor, trades, decisions, signals)" ;;
+        *) die "logs: no log named ${name} in ${SUP_LOG_DIR} (names: monitor, replica, signal_engine, executor, dashboard, telegram_bot, service, trades, decisions, signals)" ;;
       esac
     fi
     files=("$f")

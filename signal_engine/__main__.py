@@ -101,15 +101,16 @@ def _main(args: argparse.Namespace, stopper: Stopper) -> int:
             print(f"signal_engine: {exc}", file=sys.stderr)
             return ExitStatus.REFUSED
 
-    from .feeds import build_feed
+    from .feeds import build_chainlink, build_feed, start_streams
     from .publisher import SignalEngine
 
     try:
-        feed = build_feed(cfg)
+        feed = build_feed(cfg, streams=not args.once)     # --once: one REST answer, no stream to warm up
     except (OSError, ValueError) as exc:
         print(f"signal_engine: cannot build the price feeds {list(cfg.feeds)}: {exc}", file=sys.stderr)
         return ExitStatus.ERROR
-    engine = SignalEngine(cfg, feed)
+    chainlink = None if args.once else build_chainlink(cfg)
+    engine = SignalEngine(cfg, feed, chainlink=chainlink)
     if args.once:
         engine.backfill()
         for doc in engine.tick(write=False).values():
@@ -118,14 +119,19 @@ def _main(args: argparse.Namespace, stopper: Stopper) -> int:
 
     engine.guard = stopper.critical
     log.info("starting: mode=%s assets=%s feeds=%s interval=%gs window=%ds stale_after=%gs files=%s",
-             cfg.mode, ",".join(cfg.assets), ",".join(cfg.feeds), cfg.signal_interval, cfg.window_seconds,
-             cfg.stale_after, ", ".join(str(st.path) for st in engine.assets.values()))
+             cfg.mode, ",".join(cfg.assets), ",".join(f.name for f in feed.feeds), cfg.signal_interval,
+             cfg.window_seconds, cfg.stale_after, ", ".join(str(st.path) for st in engine.assets.values()))
+    log.info("reference: %s", f"Chainlink stream {cfg.chainlink_ws_url}" if chainlink else
+             "exchange price (+ basis: none measured without CHAINLINK_WS_URL)")
     engine.prepare()
     engine.write_starting()
     engine.backfill()
+    streams = start_streams(feed, chainlink)       # after the backfill: REST fills the history, streams follow
     try:
         run_schedule(engine.tick, cfg.signal_interval)
     finally:
+        for s in streams:
+            s.stop()
         left = engine.leftover_temp_files()
         for tmp in left:   # atomic_write_bytes removes its temp file on any exit; belt and braces
             tmp.unlink(missing_ok=True)

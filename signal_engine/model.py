@@ -252,30 +252,45 @@ DIRECTION_NAMES = {1: "UP", -1: "DOWN", 0: "NO_TRADE"}
 
 
 def evaluate(times, prices, now: float, window_start: float, window_seconds: float,
-             open_price: float | None = None, params: ModelParams = DEFAULT_PARAMS) -> dict:
+             open_price: float | None = None, params: ModelParams = DEFAULT_PARAMS,
+             vol=None, reference: float | None = None) -> dict:
     """Everything signal.json needs at one instant, from the history up to `now`.
 
-    `open_price` defaults to the interpolated price at the window's start (None if the
-    history does not reach back that far, in which case prob_up is None).
+    `open_price` (the strike) defaults to the interpolated price at the window's start (None if
+    the history does not reach back that far, in which case prob_up is None). `reference` is the
+    price compared with it (default: the history's price at `now`). `vol`: a
+    signal_engine.vol_model.VolModel (prob_up v2); None, or a history too short for its
+    volatility, uses today's model (v1) and says so in "model".
     """
     times = np.asarray(times, dtype=float)
     prices = np.asarray(prices, dtype=float)
     f = features(times, prices, now, params)
     h = heuristic(f, params)
     price = float(price_at(times, prices, now)[0])
+    ref = price if reference is None else float(reference)
     if open_price is None and times.size and times[0] <= window_start <= now:
         open_price = float(price_at(times, prices, window_start)[0])
-    sigma = float(realized_sigma(times, prices, now, params=params)[0])
     seconds_left = max(0.0, window_start + window_seconds - now)
     p = None
-    if open_price is not None:
-        p = float(np.ravel(prob_up(open_price, price, seconds_left, sigma, h["score"][0], params))[0])
+    name = "prob_up-v1"
+    base = vol.base_variance_at(times, prices, now, params.max_gap_s) if vol is not None else math.nan
+    if vol is not None and math.isfinite(base) and base > 0:
+        name = vol.name
+        sigma = vol.sigma_per_sqrt_s(now, seconds_left, base)
+        if open_price is not None:
+            p = float(np.ravel(vol.prob_up(open_price, ref, now, seconds_left, base))[0])
+    else:
+        sigma = float(realized_sigma(times, prices, now, params=params)[0])
+        if open_price is not None:
+            p = float(np.ravel(prob_up(open_price, ref, seconds_left, sigma, h["score"][0], params))[0])
     return {
+        "model": name,
         "direction": DIRECTION_NAMES[int(h["direction"][0])],
         "confidence": round(float(h["confidence"][0]), 1),
         "score": float(h["score"][0]),
         "basis": basis_labels(f, h, 0),
         "price": price,
+        "reference_price": ref,
         "open_price": open_price,
         "prob_up": None if p is None else round(p, 4),
         "sigma": None if not math.isfinite(sigma) else sigma,

@@ -9,6 +9,16 @@ each further one). What the file says when the engine cannot vouch for a number:
   asset goes stale and one when it recovers;
 - window open unknown (started mid-window without history reaching back to the window's start):
   `prob_up: null`, `NO_TRADE`, `window.open_price: null`, and `reason` says so.
+
+prob_up (issue 14) is measured against a **strike** and a **reference price**, both named in the
+document: the strike is the venue's price to beat when the executor has recorded it in
+STATE_DIR/strikes.json (core/strikes.py; `strike_source: "venue"`), else the window's open in the
+reference's terms (`"feed_open"`, signal_engine/reference.py); the reference is the latest Chainlink
+price when a Chainlink stream is configured and fresh (`"chainlink"`), else the exchange price times
+the running exchange-Chainlink basis (`"exchange+basis"`). The model is prob_up v2
+(signal_engine/vol_model.py) with the parameters of PROB_MODEL_FILE; when that file is off, missing
+or invalid, or has no section for an asset, that asset uses today's model (v1), with one log line
+saying why, and `model` in the document says which one was used.
 """
 
 from __future__ import annotations
@@ -27,17 +37,20 @@ import numpy as np
 from core.config import Config
 from core.durable_files import append_jsonl, atomic_write_json, read_json, touch_heartbeat
 from core.signal_doc import SignalDoc, SignalWindow
+from core.strikes import StrikeReader
 from core.window_grid import Window, iso_utc, window_at
 
-from . import model
+from . import model, vol_model
 from .feeds import AllFeedsFailed, FallbackChain, Tick
+from .reference import Reference, ReferenceTracker
 from .tick_history import TickHistory
 
 log = logging.getLogger("signal_engine")
 
 PROCESS_NAME = "signal_engine"
 SNAPSHOT_EVERY_S = 60.0
-HISTORY_KEEP_S = model.HISTORY_NEEDED_S + 120.0
+HISTORY_KEEP_S = model.HISTORY_NEEDED_S + 120.0   # today's model (v1); prob_up v2 needs more (history_keep_s)
+MAX_STRIKE_GAP = 0.05          # a venue strike this far (log) from the feed's open is a misread, not a strike
 TEMP_GLOB = ".signal*.json.*.tmp"      # core.durable_files.atomic_write_bytes' temp names for our files
 
 EMPTY_BASIS = {"momentum_30s": None, "momentum_60s": None, "momentum_120s": None, "acceleration": None,
@@ -59,6 +72,24 @@ class AssetState:
     backfill_source: str | None = None
     prev_latency_ms: float | None = None       # previous tick: its start -> os.replace done (readers see it)
     prev_write_ms: float | None = None         # previous tick's whole atomic write (fsync, replace, fsync dir)
+    rejected_strike: tuple[int, float] | None = None   # (window start, price) of a venue strike refused, logged once
+
+
+@dataclass(frozen=True)
+class StrikeInfo:
+    price: float | None
+    source: str | None          # "venue" | "feed_open" | None (unknown)
+    age_s: float | None
+
+
+def load_vol_models(cfg: Config) -> tuple[dict[str, vol_model.VolModel], str]:
+    """({ASSET: VolModel}, why not) from PROB_MODEL_FILE; ({}, reason) when off, missing or invalid."""
+    if cfg.prob_model_file is None:
+        return {}, "PROB_MODEL_FILE=off"
+    try:
+        return vol_model.load_param_file(cfg.prob_model_file), ""
+    except vol_model.ParamsError as exc:
+        return {}, str(exc)
 
 
 def _finite(x):
@@ -69,17 +100,38 @@ def _finite(x):
 
 
 class SignalEngine:
-    def __init__(self, cfg: Config, feed: FallbackChain, mono: Callable[[], float] = time.monotonic):
+    def __init__(self, cfg: Config, feed: FallbackChain, mono: Callable[[], float] = time.monotonic,
+                 chainlink=None, wall: Callable[[], float] = time.time):
         self.cfg = cfg
         self.feed = feed
         self.mono = mono
+        self.wall = wall
+        self.chainlink = chainlink               # a feeds.stream.ChainlinkStream (drain per asset) or None
         self.pid = os.getpid()
         self.seq = 0
         self.ticks = 0
         self.guard: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext
-        self.assets = {a: AssetState(a, cfg.signal_path_for(a), TickHistory(HISTORY_KEEP_S)) for a in cfg.assets}
+        self.vol_models, why = load_vol_models(cfg)
+        self._log_models(why)
+        needed = [self.vol_models[a].history_needed_s for a in cfg.assets if a in self.vol_models]
+        self.history_keep_s = max([HISTORY_KEEP_S, *(n + 120.0 for n in needed)])
+        self.assets = {a: AssetState(a, cfg.signal_path_for(a), TickHistory(self.history_keep_s)) for a in cfg.assets}
+        self.strikes = StrikeReader(cfg.state_dir)
+        self.reference = ReferenceTracker(keep_s=max(900.0, float(cfg.window_seconds)) + 300.0)
         self._next_snapshot: float | None = None
         self.write_error: str | None = None      # a failed write (disk full, unwritable): publishing paused
+
+    def _log_models(self, why: str) -> None:
+        for a in self.cfg.assets:
+            vm = self.vol_models.get(a)
+            if vm is not None:
+                log.info("%s: prob_up %s from %s", a, vm.name, self.cfg.prob_model_file)
+            elif why:
+                log.warning("%s: prob_up uses today's model (v1): %s (re-create the file with"
+                            " `python -m backtest fit`)", a, why)
+            else:
+                log.warning("%s: prob_up uses today's model (v1): %s has no parameters for %s (re-fit with"
+                            " `python -m backtest fit` on its candles)", a, self.cfg.prob_model_file, a)
 
     # ---- start-up ------------------------------------------------------------------
 
@@ -114,7 +166,7 @@ class SignalEngine:
             return
         for st in self.assets.values():
             try:
-                times, prices, source = self.feed.history(st.asset, HISTORY_KEEP_S)
+                times, prices, source = self.feed.history(st.asset, self.history_keep_s)
             except AllFeedsFailed as exc:
                 log.warning("%s: no history to backfill (%s); features fill in as prices arrive, and the"
                             " current window's open stays unknown", st.asset, exc)
@@ -247,16 +299,47 @@ class SignalEngine:
         window = window_at(st.asset, now, self.cfg.window_seconds)
         open_price = self._window_open(st, window)
         times, prices = st.history.arrays()
+        self._pull_chainlink(st, times, prices)
+        age = None if st.last_accept_mono is None else self.mono() - st.last_accept_mono
+        ref = self.reference.reference(st.asset, float(prices[-1]), age, self.wall(), self.cfg.stale_after)
+        strike = self._strike(st, window, open_price)
         ev = model.evaluate(times, prices, now, window.start, self.cfg.window_seconds,
-                            open_price=open_price)
+                            open_price=strike.price, vol=self.vol_models.get(st.asset), reference=ref.price)
         reason = None
-        if open_price is None:
+        if strike.price is None:
             reason = ("window open unknown: the history does not reach back to this window's start"
-                      " (engine started mid-window, or a gap); prob_up resumes next window")
-        return self._document(st, now, ev, reason=reason, window=window, open_price=open_price)
+                      " (engine started mid-window, or a gap) and the venue's price to beat is not known;"
+                      " prob_up resumes next window")
+            ev["prob_up"] = None
+        return self._document(st, now, ev, reason=reason, window=window, open_price=open_price,
+                              strike=strike, ref=ref)
+
+    def _pull_chainlink(self, st: AssetState, times: np.ndarray, prices: np.ndarray) -> None:
+        if self.chainlink is None:
+            return
+        for obs in self.chainlink.drain(st.asset):
+            self.reference.on_chainlink(st.asset, obs.price, obs.ts, obs.recv_wall, times, prices)
+
+    def _strike(self, st: AssetState, window: Window, feed_open: float | None) -> StrikeInfo:
+        """The venue's price to beat when recorded (and plausible), else the open in the reference's terms."""
+        venue = self.strikes.get(st.asset, window.start)
+        if venue is not None:
+            if feed_open is None or abs(math.log(venue.price_to_beat / feed_open)) <= MAX_STRIKE_GAP:
+                return StrikeInfo(venue.price_to_beat, "venue", round(max(0.0, self.wall() - venue.seen_at), 3))
+            if st.rejected_strike != (window.start, venue.price_to_beat):
+                st.rejected_strike = (window.start, venue.price_to_beat)
+                log.warning("%s: the venue's price to beat %g for the window at %s is %.1f%% away from the feed's"
+                            " open %g: ignored (a misread?); prob_up uses the feed's open", st.asset,
+                            venue.price_to_beat, iso_utc(window.start), 100 * (venue.price_to_beat / feed_open - 1),
+                            feed_open)
+        price = self.reference.strike_from_open(st.asset, window.start, feed_open)
+        if price is None:
+            return StrikeInfo(None, None, None)
+        return StrikeInfo(price, "feed_open", round(max(0.0, self.feed.clock() - window.start), 3))
 
     def _document(self, st: AssetState, now: float, ev: dict | None, reason: str | None,
-                  window: Window | None = None, open_price: float | None = None) -> dict:
+                  window: Window | None = None, open_price: float | None = None,
+                  strike: StrikeInfo | None = None, ref: Reference | None = None) -> dict:
         """The signal.json document; `ev` None means no usable fresh price (stale)."""
         window = window or window_at(st.asset, now, self.cfg.window_seconds)
         stale = ev is None
@@ -272,13 +355,21 @@ class SignalEngine:
             window=SignalWindow(window.start, window.end, open_price if ev else None,
                                 round(window.seconds_left(now), 3), window.slug),
             stale=stale, seq=self.seq, source=tick.source if tick else None,
-            basis=ev["basis"] if ev else dict(EMPTY_BASIS))
+            basis=ev["basis"] if ev else dict(EMPTY_BASIS),
+            strike=_finite(strike.price) if ev and strike else None,
+            strike_source=strike.source if ev and strike else None,
+            strike_age_s=strike.age_s if ev and strike else None,
+            reference_price=_finite(ref.price) if ev and ref else None,
+            reference_source=ref.source if ev and ref else None,
+            reference_age_s=None if not (ev and ref) or ref.age_s is None else round(ref.age_s, 3),
+            model=ev["model"] if ev else None)
         return {
             **doc.to_dict(),
             "reason": reason,
             "price_time": iso_utc(tick.ts) if tick else None,
             "price_age_s": None if st.last_accept_mono is None else round(self.mono() - st.last_accept_mono, 3),
             "sigma_per_sqrt_s": _finite(ev["sigma"]) if ev and ev["sigma"] is not None else None,
+            "basis_estimate": None if not (ev and ref) or ref.basis is None else round(ref.basis, 7),
             "mode": self.cfg.mode,
             "interval": self.cfg.signal_interval,
             "window_seconds": self.cfg.window_seconds,

@@ -97,6 +97,8 @@ def executor_env(base: dict[str, str], replica, **overrides: str) -> dict[str, s
     env = dict(base)
     env.update({
         "MODE": "demo", "MARKET_URL": replica.market_url, "WINDOW_SECONDS": str(replica.window_seconds),
+        # the venue's market data (token ids for the wallet guard, books) from this replica's Gamma/CLOB
+        "GAMMA_URL": replica.base_url + "/gamma", "CLOB_URL": replica.base_url + "/clob",
         "METAMASK_PASSWORD": replica.password, "STRATEGY": "seed", "CONFIDENCE": "60", "ASSETS": "BTC",
         "STEP_TIMEOUT": "4", "HEADLESS": "1", "POSITION_SIZE": "10", "SIGNAL_MAX_AGE": "3",
         "ENTRY_END": str(replica.window_seconds * 0.8),

@@ -11,12 +11,14 @@ into a test module with `from tests.replica_support import replica, replica_modu
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from core.browser_discovery import find_browser, launch_args
 from replica.process import REPLICA_PASSWORD, REPO, Replica, ReplicaApiError, start_replica
 from tests.waiting import wait_for
 
@@ -46,3 +48,19 @@ def replica_module(tmp_path_factory: pytest.TempPathFactory):
         yield rep
     finally:
         rep.stop()
+
+
+@contextmanager
+def launched_chromium(path: str | None = None) -> Iterator[Any]:
+    """A headless Chromium (the discovered one unless `path`) for a module's browser tests."""
+    from playwright.sync_api import sync_playwright
+
+    path = path or find_browser()
+    if not path:
+        pytest.fail("no Chrome/Chromium found: run the tests through ./supervisor.sh test")
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=path, args=launch_args(), headless=True)
+        try:
+            yield b
+        finally:
+            b.close()

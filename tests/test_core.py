@@ -255,7 +255,7 @@ def test_a_profile_file_that_does_not_parse_is_refused(tmp_path: Path, monkeypat
 
     (tmp_path / "profiles" / "sites").mkdir(parents=True)
     (tmp_path / "profiles" / "wallets").mkdir(parents=True)
-    (tmp_path / "profiles" / "sites" / "replica.json").write_text('{"selectors": ')
+    (tmp_path / "profiles" / "sites" / "polymarket.json").write_text('{"selectors": ')
     (tmp_path / "profiles" / "sites" / "list.json").write_text("[1, 2]")
     (tmp_path / "profiles" / "wallets" / "metamask.json").write_text("{}")
     monkeypatch.setattr(config, "REPO_ROOT", tmp_path)

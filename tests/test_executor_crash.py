@@ -143,20 +143,20 @@ def test_markup_variant_names_the_selector_keeps_watching_and_recovers(rep, env,
         ex = procs(env)
         st = wait_until(lambda: (lambda s: s if s.get("status") == "selector_error" else None)(state(env)), 30,
                         what="the executor to report the selector error")
-        assert st["selector_error"]["selector"] == "card.root"
-        assert "card.root" in st["reason"] and "article.market-card" in st["reason"]
+        assert st["selector_error"]["selector"] == "widget.root"
+        assert "widget.root" in st["reason"] and "#trade-widget" in st["reason"]
         shots = wait_until(lambda: list((Path(env["LOG_DIR"]) / "screenshots").glob("selector-*.png")), 10,
                            what="the selector error's screenshot")
         assert shots
         start = int(time.time() // W) * W
         line = wait_for_decision(env, "BTC", start, W + 5)
-        assert line["action"] == "skipped" and "card.root" in line["reason"]
-        assert "card.root" in ex.log_text()
+        assert line["action"] == "skipped" and "widget.root" in line["reason"]
+        assert "widget.root" in ex.log_text()
         # the probe says the same, selector by selector (its own browser profile)
         probe = subprocess.run([sys.executable, "-m", "executor", "--probe"], cwd=str(REPO), capture_output=True,
                                text=True, timeout=60, env={**env, "CHROME_PROFILE": "probe"})
         assert probe.returncode == 1, probe.stdout + probe.stderr
-        assert "MISSING  card.root[BTC]" in probe.stdout
+        assert "MISSING  widget.root[BTC]" in probe.stdout
         assert ex.running() and file_age(Path(env["STATE_DIR"]) / "heartbeat" / "executor") < 3
         assert trades(env) == [] and {o["id"] for o in rep.orders()} == before
     finally:
@@ -168,7 +168,7 @@ def test_markup_variant_names_the_selector_keeps_watching_and_recovers(rep, env,
     probe = subprocess.run([sys.executable, "-m", "executor", "--probe"], cwd=str(REPO), capture_output=True,
                            text=True, timeout=60, env={**env, "CHROME_PROFILE": "probe"})
     assert probe.returncode == 0, probe.stdout + probe.stderr
-    assert "OK       card.outcome_button[BTC/Up]" in probe.stdout
+    assert "OK       widget.outcome_button[BTC/Up]" in probe.stdout
     assert ex.stop() == 0
 
 
@@ -177,9 +177,10 @@ def test_paper_mode_journals_simulated_fills_and_sends_no_order(tmp_path, env, p
     try:
         market = paper_rep.markets()[0]
         prob = 0.999 if market["up"] < 0.9 else 0.001
-        penv = {**env, "MODE": "paper", "MARKET_URL": paper_rep.market_url, "SITE_PROFILE": "replica",
+        penv = {**env, "MODE": "paper", "MARKET_URL": paper_rep.market_url, "SITE_PROFILE": "polymarket",
                 "WINDOW_SECONDS": "900", "STRATEGY": "edge", "ENTRY_START": "0", "ENTRY_END": "900",
-                "SIGNAL_MAX_AGE": "5"}
+                "SIGNAL_MAX_AGE": "5", "GAMMA_URL": paper_rep.base_url + "/gamma",
+                "CLOB_URL": paper_rep.base_url + "/clob"}
         penv.pop("METAMASK_PASSWORD")
         sw = SignalWriter({"BTC": Path(penv["STATE_DIR"]) / "signal.json"}, 900).start()
         sw.set("BTC", prob_up=prob)
@@ -200,7 +201,7 @@ def test_paper_mode_journals_simulated_fills_and_sends_no_order(tmp_path, env, p
 
 def test_live_without_password_refuses_with_one_line(env, tmp_path):
     lenv = {**env, "MODE": "live", "LIVE_CONFIRM": "I_UNDERSTAND", "WINDOW_SECONDS": "900",
-            "SITE_PROFILE": "replica", "MARKET_URL": "http://127.0.0.1:9/crypto/15M", "ENTRY_END": "600",
+            "SITE_PROFILE": "polymarket", "MARKET_URL": "http://127.0.0.1:9/crypto/15M", "ENTRY_END": "600",
             "CHROME_PROFILE": "live-test"}
     lenv.pop("METAMASK_PASSWORD")
     for var in ("MAX_OPEN_EXPOSURE", "MAX_CONSECUTIVE_LOSSES", "MAX_DAILY_LOSS"):   # live keeps its guard caps
@@ -223,7 +224,7 @@ def test_a_second_executor_on_the_same_state_refuses_naming_the_first(env, signa
     assert len(lines) == 1 and f"pid {first.pid}" in lines[0], text
     assert first.running() and state(env).get("pid") == first.pid     # the second never touched executor.json
     # paper/live: another state directory but the same browser profile (the wallet) is refused too
-    other = {**env, "MODE": "paper", "WINDOW_SECONDS": "900", "ENTRY_END": "600", "SITE_PROFILE": "replica",
+    other = {**env, "MODE": "paper", "WINDOW_SECONDS": "900", "ENTRY_END": "600", "SITE_PROFILE": "polymarket",
              "STATE_DIR": env["STATE_DIR"] + "-2", "LOG_DIR": env["LOG_DIR"] + "-2", "CHROME_PROFILE": "wallet"}
     paper = procs(other)
     wait_until(lambda: state(other).get("status") in ("watching", "trading"), 90, what="the paper executor")

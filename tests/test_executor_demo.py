@@ -141,7 +141,8 @@ def test_adversarial_wallet_requests_are_rejected(rig: Rig):
     balance = rig.rep.api("GET", "/api/health")["balance"]
     start = arm_next(rig, {a: {"kind": k} for a, k in kinds.items()})
     got = outcomes(rig, start)
-    reasons = {"BTC": "Transfer", "ETH": "Approve", "SOL": "amount", "XRP": "side"}
+    reasons = {"BTC": "no typed data to copy", "ETH": "primaryType 'Permit'", "SOL": "message.makerAmount",
+               "XRP": "message.tokenId"}   # the real shapes: a transaction, a permit, makerAmount x10, the other token
     events = rig.rep.wallet()["events"]
     for a in ASSETS:
         assert got[a] == ["intent", "wallet_rejected"], json_dump(trades(rig.env))

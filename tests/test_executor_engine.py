@@ -17,6 +17,7 @@ from playwright.sync_api import sync_playwright
 
 from core.config import DEMO_WALLET_PASSWORD, load_config
 from core.durable_files import read_json, read_jsonl
+from core.strikes import read_strikes
 from executor.worker import Worker
 from risk.guards import RiskBook
 from tests.executor_support import SignalWriter
@@ -49,12 +50,13 @@ def edge_prob(rep, asset: str) -> float:
 
 
 def make_env(tmp_path: Path, rep, browser_path: str, mode: str, assets: tuple[str, ...], **over: str) -> dict:
-    env = {"MODE": mode, "MARKET_URL": rep.market_url, "SITE_PROFILE": "replica", "WINDOW_SECONDS": str(W),
+    env = {"MODE": mode, "MARKET_URL": rep.market_url, "SITE_PROFILE": "polymarket", "WINDOW_SECONDS": str(W),
            "ASSETS": ",".join(assets), "STRATEGY": "edge", "ENTRY_START": "0", "ENTRY_END": str(W),
            "SIGNAL_MAX_AGE": "5", "STEP_TIMEOUT": "6", "HEADLESS": "1", "POSITION_SIZE": "10",
            "MAX_SLIPPAGE": "0.98", "MIN_PRICE": "0.01", "MAX_PRICE": "0.99",
            "STATE_DIR": str(tmp_path / "state"), "LOG_DIR": str(tmp_path / "logs"),
-           "PROFILE_DIR": str(tmp_path / "profiles"), "BROWSER_PATH": browser_path}
+           "PROFILE_DIR": str(tmp_path / "profiles"), "BROWSER_PATH": browser_path,
+           "GAMMA_URL": rep.base_url + "/gamma", "CLOB_URL": rep.base_url + "/clob"}
     env.update(over)
     return env
 
@@ -129,6 +131,12 @@ def test_one_order_per_window_and_none_after_a_restart(tmp_path, rep, browser_pa
         assert risk["trades_today"] == 1 and risk["open_exposure"] == pytest.approx(10.0)
         rig.worker.svc.state.save()
         assert read_json(rig.cfg.executor_state_path).data["status"] == "watching"
+        # the window's price to beat went on to the signal engine (STATE_DIR/strikes.json), from the page
+        cur = rig.worker.engine.windows.current["BTC"]
+        rig.run_until(lambda: "BTC" in read_strikes(rig.cfg.state_dir)[0], 30, "the price to beat recorded")
+        strike = read_strikes(rig.cfg.state_dir)[0]["BTC"]
+        assert strike.window_start in (cur.start, cur.start + W) and strike.source == "page"
+        assert strike.price_to_beat > 0
     with Rig(env, rep) as again:                                  # a restart inside the traded window
         again.run_until(lambda: again.decided("BTC"), 60, "the restarted engine seeing the window")
         assert again.events("BTC") == events and len(again.orders("BTC")) == before + len(placed)
@@ -229,7 +237,11 @@ def test_an_order_the_venue_already_holds_is_adopted_not_bought_again(tmp_path, 
         placed = rep.place_order("ETH", "UP", "7")          # e.g. a run that died before its intent was durable
         before = rig.orders("ETH")
         assert placed and any(o["amount"] == 7 or str(o["amount"]) in ("7", "7.0", "7.00") for o in before)
-        rig.worker.venue.page.reload(wait_until="domcontentloaded")
+        slug = next(m["slug"] for m in rep.markets() if m["asset"] == "ETH")
+        venue, deadline = rig.worker.venue, time.monotonic() + 30
+        while venue.existing_order("ETH", slug) is None:   # the venue's own record shows it, live
+            assert time.monotonic() < deadline, "the event page's History never showed the order placed by hand"
+            venue.pause(100)
         rig.run_until(lambda: rig.decided("ETH"), 60, "the window's decision")
         assert rig.events("ETH") == ["intent", "reconciled", "filled"]
         assert rig.orders("ETH") == before                                # nothing bought

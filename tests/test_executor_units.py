@@ -1,4 +1,4 @@
-"""Unit tests of the executor's pure parts: decision, wallet guard, journal, profiles, signal watcher."""
+"""Unit tests of the executor's pure parts: decision, origin normalisation, journal, profiles, signal watcher."""
 
 from __future__ import annotations
 
@@ -136,39 +136,7 @@ def test_parse_cents():
     assert decision.parse_cents("100¢") is None
 
 
-# ---- wallet guard -----------------------------------------------------------------------------
-ORIGIN = "http://127.0.0.1:8765"
-INTENT = wallet_guard.Intended("UP", 10.0, "btc-updown-15m-1767225600")
-
-
-def req(origin="http://127.0.0.1:8765", **fields):
-    f = {"primary_type": "Order", "side": "UP", "amount": "10.00", "market": INTENT.slug}
-    f.update(fields)
-    return wallet_guard.WalletRequest(origin, "Signature request", f)
-
-
-@pytest.mark.parametrize("request_,reason", [
-    (req(), None),
-    (req(origin="127.0.0.1:8765"), None),
-    (req(amount="10.19"), None),
-    (req(origin="https://evil.example"), "origin"),
-    (req(origin="http://127.0.0.1:9999"), "origin"),
-    (req(origin=None), "no origin"),
-    (req(primary_type="Transfer"), "kind"),
-    (req(primary_type="Approve", amount="Unlimited"), "kind"),
-    (req(amount="100.00"), "amount"),
-    (req(amount="10.30"), "amount"),
-    (req(side="DOWN"), "side"),
-    (req(market="btc-updown-15m-1767224700"), "market"),
-])
-def test_wallet_guard(request_, reason):
-    why = wallet_guard.check(request_, INTENT, ORIGIN, "Order", 0.02)
-    if reason is None:
-        assert why is None
-    else:
-        assert why is not None and reason in why
-
-
+# ---- wallet guard: the real order signature, tests/test_wallet_typed_data.py and tests/test_wallet_guard.py ----
 def test_normalize_origin():
     assert wallet_guard.normalize_origin("https://Polymarket.com:443/x") == "polymarket.com"
     assert wallet_guard.normalize_origin("polymarket.com") == "polymarket.com"
@@ -208,20 +176,23 @@ def test_decision_log_one_line_per_window_across_restarts(tmp_path):
 
 # ---- profiles ---------------------------------------------------------------------------------
 def test_profiles_load_and_fill():
-    site = SiteProfile.load(REPO / "profiles/sites/replica.json")
-    assert fill(site.card["root"], asset="BTC") == "article.market-card[data-asset='BTC']"
+    site = SiteProfile.load(REPO / "profiles/sites/polymarket.json")
+    assert site.widget["root"] == "#trade-widget" and not site.verified
+    assert fill(site.widget["outcome_button"], value="1").endswith("[value='1']")
+    assert site.event_path("btc-updown-15m-1767225600") == "/event/btc-updown-15m-1767225600"
+    assert set(site.sources) >= set(site.required_selectors())    # every required selector names its source
     wallet = WalletProfile.load(REPO / "profiles/wallets/metamask.json")
     assert wallet.is_popup_url("http://127.0.0.1:9/notification.html?request=x")
     assert not wallet.is_popup_url("http://127.0.0.1:9/crypto/15M")
-    SiteProfile.load(REPO / "profiles/sites/polymarket.json")
+    assert not (REPO / "profiles/sites/replica.json").exists()      # one site map: the real site's
 
 
 def test_profile_missing_key_is_named(tmp_path):
-    data = json.loads((REPO / "profiles/sites/replica.json").read_text())
-    del data["card"]["amount_input"]
+    data = json.loads((REPO / "profiles/sites/polymarket.json").read_text())
+    del data["widget"]["amount_input"]
     p = tmp_path / "broken.json"
     p.write_text(json.dumps(data))
-    with pytest.raises(ProfileError, match="card.amount_input"):
+    with pytest.raises(ProfileError, match="widget.amount_input"):
         SiteProfile.load(p)
     with pytest.raises(ProfileError, match="does not exist"):
         WalletProfile.load(tmp_path / "nope.json")
@@ -230,7 +201,8 @@ def test_profile_missing_key_is_named(tmp_path):
 def test_no_selector_literals_in_python():
     """Selectors live in the JSON profiles: no CSS-looking literal in the executor's code."""
     import re
-    pattern = re.compile(r"""["'][^"']*(data-testid|\[data-|button\.|input\[|:has-text|#your-orders)[^"']*["']""")
+    pattern = re.compile(r"""["'][^"']*(data-testid|\[data-|button\.|input\[|:has-text|#your-orders|#trade-widget"""
+                         r"""|#outcome-buttons|#market-order|__NEXT_DATA__|aria-label=)[^"']*["']""")
     for py in (REPO / "executor").glob("*.py"):
         hits = pattern.findall(py.read_text())
         assert not hits, f"{py.name} contains selector literals: {hits}"
@@ -303,7 +275,8 @@ class PaperDesk:
         from executor.venue_paper import PaperVenue, WindowPrices
 
         env = {"MODE": "paper", "STATE_DIR": str(tmp_path / "state"), "LOG_DIR": str(tmp_path / "logs"),
-               "PROFILE_DIR": str(tmp_path / "profiles"), "SITE_PROFILE": "replica"}
+               "PROFILE_DIR": str(tmp_path / "profiles"), "RESOLUTION_WAIT": "0",
+               "GAMMA_URL": "http://127.0.0.1:9/gamma", "CLOB_URL": "http://127.0.0.1:9/clob"}  # never the internet
         self.cfg = load_config(env, dotenv_path=tmp_path / "no.env")
         self.now = W0 + 905.0
         self.svc = Services.build(self.cfg, clock=lambda: self.now)
@@ -398,17 +371,3 @@ def test_bad_browser_path_refuses_with_one_line(tmp_path):
                          timeout=60)
     assert out.returncode == 2
     assert "BROWSER_PATH" in out.stderr and "not an executable" in out.stderr
-
-
-def test_wallet_guard_rejects_a_price_worse_than_the_decision_by_more_than_the_slippage():
-    req = wallet_guard.WalletRequest(
-        origin="http://127.0.0.1:8765", title="Signature request",
-        fields={"primary_type": "Order", "side": "UP", "amount": "10.00", "price": "0.54", "market": "s"})
-    want = wallet_guard.Intended("UP", 10.0, "s", price=0.51)
-    args = ("http://127.0.0.1:8765/crypto/15M", "Order", 0.02)
-    assert "MAX_SLIPPAGE" in wallet_guard.check(req, want, *args, max_slippage=0.02)
-    assert wallet_guard.check(req, want, *args, max_slippage=0.03) is None
-    better = wallet_guard.WalletRequest(req.origin, req.title, {**req.fields, "price": "0.47"})
-    assert wallet_guard.check(better, want, *args, max_slippage=0.0) is None     # a better price is fine
-    no_price = wallet_guard.WalletRequest(req.origin, req.title, {k: v for k, v in req.fields.items() if k != "price"})
-    assert "not a number" in wallet_guard.check(no_price, want, *args, max_slippage=0.02)

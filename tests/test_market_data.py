@@ -276,29 +276,32 @@ def free_port() -> int:
 
 def test_down_is_unavailable():
     base = f"http://127.0.0.1:{free_port()}"      # nothing listens there any more
-    with pytest.raises(ApiUnavailable, match="cannot reach"):
+    with pytest.raises(ApiUnavailable, match="cannot reach") as info:
         MarketData(base + "/gamma", base + "/clob", timeout=1.0).market(SLUG)
+    assert info.value.kind == "api_down"
 
 
 def test_slow_is_unavailable_within_the_timeout(fake):
     fake.set("/clob/book", book_body(asks=[("0.5", "10")]))
     fake.hold.add("/clob/book")
     t0 = time.monotonic()
-    with pytest.raises(ApiUnavailable, match="timed out"):
+    with pytest.raises(ApiUnavailable, match="timed out") as info:
         fake.client(timeout=0.3).book(UP)
+    assert info.value.kind == "api_slow"
     assert time.monotonic() - t0 < 2.0
 
 
-@pytest.mark.parametrize("status, headers, exc, retry_after", [
-    (429, {"Retry-After": "7"}, ApiUnavailable, 7.0), (429, {}, ApiUnavailable, None),
-    (503, {}, ApiUnavailable, None), (500, {}, ApiUnavailable, None), (403, {}, ApiForbidden, None),
-    (400, {}, ApiMalformed, None),
+@pytest.mark.parametrize("status, headers, exc, retry_after, kind", [
+    (429, {"Retry-After": "7"}, ApiUnavailable, 7.0, "api_rate_limited"),
+    (429, {}, ApiUnavailable, None, "api_rate_limited"), (503, {}, ApiUnavailable, None, "api_down"),
+    (500, {}, ApiUnavailable, None, "api_down"), (403, {}, ApiForbidden, None, "api_geoblock"),
+    (400, {}, ApiMalformed, None, "api_malformed"), (404, {}, MarketNotFound, None, "market_not_found"),
 ])
-def test_error_statuses_map_to_what_to_do(fake, status, headers, exc, retry_after):
+def test_error_statuses_map_to_what_to_do(fake, status, headers, exc, retry_after, kind):
     fake.set("/gamma/events", {"error": "x"}, status=status, headers=headers)
     with pytest.raises(exc) as info:
         fake.client().market(SLUG)
-    assert type(info.value) is exc
+    assert type(info.value) is exc and info.value.kind == kind
     if exc is ApiUnavailable:
         assert info.value.retry_after == retry_after and info.value.status == status
 
@@ -306,8 +309,9 @@ def test_error_statuses_map_to_what_to_do(fake, status, headers, exc, retry_afte
 @pytest.mark.parametrize("ctype", ["text/html; charset=utf-8", "application/json"])
 def test_html_instead_of_json_is_malformed(fake, ctype):
     fake.set("/gamma/events", b"<!DOCTYPE html><html><title>Just a moment...</title></html>", ctype=ctype)
-    with pytest.raises(ApiMalformed, match="JSON"):
+    with pytest.raises(ApiMalformed, match="JSON") as info:
         fake.client().market(SLUG)
+    assert info.value.kind == "api_html"
 
 
 def test_constructor_refuses_a_timeout_that_is_not_one():
@@ -320,6 +324,8 @@ def test_book_dataclass_needs_no_server():
     book = Book("t", bids=(), asks=(Level(0.5, 4.0), Level(0.6, 100.0)))
     assert book.ask_for(2.0).levels == 1 and book.ask_for(2.0).worst_price == 0.5
     assert book.ask_for(2.6).worst_price == 0.6
+    walk = book.ask_for(2.6)
+    assert walk.parts == ((0.5, 4.0), (0.6, pytest.approx(1.0))) and book.depth_usd() == pytest.approx(62.0)
 
 
 # ---- against the replica ------------------------------------------------------------------------
@@ -341,7 +347,9 @@ def test_against_the_replica_market_book_and_resolution(tmp_path: Path):
         same = md.market_by_slug(cur.slug)
         assert (same.token_up, same.token_down, same.condition_id) == (m.token_up, m.token_down, m.condition_id)
         book = md.book(m.token_up)
-        assert 0 < book.best_bid() < book.best_ask() < 1 and book.ask_for(0.5) is not None
+        assert 0 < book.best_ask() < 1 and book.ask_for(0.5) is not None
+        bid = book.best_bid()           # None when the quote is one-sided (an ask at 0.01-0.02)
+        assert bid is None or 0 < bid < book.best_ask()
         assert 0 < md.price(m.token_down, "SELL") < 1 and 0 < md.midpoint(m.token_up) < 1
         assert md.fee_rate_bps(m.token_up) == 1000 and md.version() == 2
         assert md.resolution(m).winner is None

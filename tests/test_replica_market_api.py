@@ -203,3 +203,34 @@ def test_other_paths_are_not_answered(rep):
     assert market_api.answer(state, "/api/markets", {}) is None
     assert market_api.answer(state, "/gammax/events", {}) is None
     assert market_api.answer(state, "/clob/nope", {}).status == 404
+
+
+def test_the_resolution_delay_setting_wins_over_the_environment(monkeypatch):
+    monkeypatch.setenv(market_api.RESOLUTION_DELAY_ENV, "5")
+    assert market_api.resolution_delay(ReplicaState(Settings(window_seconds=60, resolution_delay=2.0))) == 2.0
+    assert market_api.resolution_delay(ReplicaState(Settings(window_seconds=60, resolution_delay=0.0))) == 0.0
+    assert market_api.resolution_delay(ReplicaState(Settings(window_seconds=60))) == 5.0
+
+
+def test_the_ledger_settles_orders_when_the_market_resolves_not_at_the_end(rep):
+    """The replica's own orders settle at the same moment its APIs publish the winner (end + delay)."""
+    state, clock = rep
+    w = current(state)
+    fill = fees.buy(10.0, 0.5, state.s.fee_rate, state.s.fee_exponent)
+    order = {"id": "ORD-000001", "asset": "BTC", "window_start": w.start, "window_end": w.end, "slug": w.slug,
+             "side": "UP", "amount": 10.0, "price": 0.5, "shares": fill.shares, "gross_shares": fill.gross_shares,
+             "fee": fill.fee_usd, "fee_shares": fill.fee_shares, "status": "filled", "result": None, "payout": None}
+    state.orders.append(order)
+    cid = market_api.condition_id(state.s.seed, w.slug)
+    for t in (w.end, w.end + DELAY - 0.1):                      # ended, not yet resolved: nothing settles
+        clock.t = t
+        assert state.settle_due() == 0 and order["status"] == "filled" and order["result"] is None
+        assert w.slug not in {s["slug"] for s in state.settlements}
+        assert get(state, f"/clob/markets/{cid}")[1]["closed"] is False
+    clock.t = w.end + DELAY
+    assert state.settle_due() == 1 and order["status"] == "settled"
+    winner = [tok["outcome"] for tok in get(state, f"/clob/markets/{cid}")[1]["tokens"] if tok["winner"]]
+    assert order["result"] == ("won" if winner == ["Up"] else "lost")
+    assert order["payout"] == pytest.approx(fill.shares if winner == ["Up"] else 0.0)
+    ledger = next(s for s in state.settlements if s["slug"] == w.slug)
+    assert ledger["outcome"] == winner[0].upper() and ledger["resolved_at"] == w.end + DELAY

@@ -94,7 +94,7 @@ def test_order_fee_uses_the_published_form_with_configurable_rate():
     (100.0, 101.0, "UP", "won"), (100.0, 99.0, "UP", "lost"), (100.0, 99.0, "DOWN", "won"),
 ])
 def test_settlement_from_the_path_ties_go_up(open_, close, side, result):
-    state, clock = make_state()
+    state, clock = make_state(resolution_delay=0.0)
     state.paths["BTC"].open_close = lambda w: (open_, close)
     place(state, side, "10")
     order = state.orders[0]
@@ -135,7 +135,8 @@ def test_wallet_lock_unlock_expiry_and_request_reuse():
     assert not state.unlock("wrong")
     assert state.unlock("pw")
     view = state.wallet_view(None)
-    assert view["request"]["fields"]["outcome"] == "UP" and view["request"]["fields"]["amount"] == "10.00"
+    order = view["request"]["typed"]["message"]              # the real CLOB V2 order, amounts in base units
+    assert view["request"]["typed"]["primaryType"] == "Order" and order["makerAmount"] == "10000000"
     clock.t += 31
     assert state.wallet_view(None)["locked"]
     assert state.request_status(a["request_id"])["status"] == "expired"

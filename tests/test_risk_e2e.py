@@ -53,7 +53,8 @@ def _is_halt_skip(reason: str) -> bool:
 def test_demo_losing_streak_halts_survives_restart_and_resume_frees(iso_env, tmp_path):
     env = dict(iso_env)
     env.update(DOTENV_PATH=str(tmp_path / "e2e.env"), WINDOW_SECONDS=str(WINDOW),
-               REPLICA_PORT=str(_free_port()), REPLICA_WALLET_PORT=str(_free_port()))
+               REPLICA_PORT=str(_free_port()), REPLICA_WALLET_PORT=str(_free_port()),
+               DASHBOARD_PORT=str(_free_port()))
     # MAX_SLIPPAGE: the replica's quotes are noisy; this test is about the risk guard, not the price check.
     (tmp_path / "e2e.env").write_text("MODE=demo\nMAX_SLIPPAGE=0.98\nMAX_CONSECUTIVE_LOSSES=1\n")
     state, logs = Path(env["STATE_DIR"]), Path(env["LOG_DIR"])

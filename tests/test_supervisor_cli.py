@@ -10,6 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from browser_tools import api_checks
+from browser_tools import doctor as doctor_tool
+from browser_tools.api_checks import check_apis
+from core.config import load_config
+from tests.replica_support import start_replica
 from tests.supervisor_support import (
     FAST_KNOBS,
     REPO,
@@ -47,7 +52,8 @@ def env(iso_env, tmp_path):
 
 @pytest.mark.browser
 def test_doctor_checks_config_browser_permissions_and_probes_the_replica(env, tmp_path):
-    env.update(REPLICA_PORT=str(_free_port()), REPLICA_WALLET_PORT=str(_free_port()))
+    env.update(REPLICA_PORT=str(_free_port()), REPLICA_WALLET_PORT=str(_free_port()),
+               DASHBOARD_PORT=str(_free_port()))
     os.chmod(tmp_path / "cli.env", 0o644)
     r = run_sup(env, "doctor", timeout=240)
     out = r.stdout
@@ -55,9 +61,77 @@ def test_doctor_checks_config_browser_permissions_and_probes_the_replica(env, tm
     assert "OK    config" in out and "OK    browser" in out
     assert "WARN  config" in out and "readable by other users" in out and "chmod 600" in out
     assert "OK    probe" in out and "probe: all required selectors match" in out
+    # the public APIs, per endpoint, on the same temporary replica
+    assert "OK    gamma      /events?slug=btc-updown-" in out and "/version: exchange version 2" in out
+    assert "OK    clob       /book?token_id=" in out and "FAIL  gamma" not in out and "FAIL  clob" not in out
     # the temporary replica it started for the probe is gone again
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", int(env["REPLICA_PORT"])), timeout=1).close()
+
+
+@pytest.fixture(scope="module")
+def api_replica(tmp_path_factory):
+    with start_replica(tmp_path_factory.mktemp("api-replica"), window_seconds=20, assets=("BTC", "ETH")) as rep:
+        yield rep
+
+
+def _api_cfg(rep, tmp_path, **over: str):
+    env = {"MODE": "demo", "WINDOW_SECONDS": "20", "ASSETS": "BTC,ETH", "GAMMA_URL": rep.base_url + "/gamma",
+           "CLOB_URL": rep.base_url + "/clob", "STATE_DIR": str(tmp_path / "s"), "LOG_DIR": str(tmp_path / "l"),
+           "PROFILE_DIR": str(tmp_path / "p"), **over}
+    return load_config(env, dotenv_path=tmp_path / "no.env")
+
+
+API_ENDPOINTS = ("/events?slug=btc-updown-20s-", "/events?slug=eth-updown-20s-", "/markets?slug=btc-updown-20s-",
+                 "/version", "/book?token_id=", "/price?token_id=", "/midpoint?token_id=", "/fee-rate?token_id=",
+                 "/markets/0x")
+
+
+def test_doctor_reports_each_api_endpoint_of_the_replica(api_replica, tmp_path, capsys):
+    rep = doctor_tool.Report()
+    doctor_tool._apis(rep, _api_cfg(api_replica, tmp_path))
+    lines = capsys.readouterr().out.splitlines()
+    assert rep.failed == 0 and len(lines) == len(API_ENDPOINTS)
+    for endpoint, line in zip(API_ENDPOINTS, lines, strict=True):
+        assert line.startswith("OK ") and endpoint in line, line
+    assert any("exchange version 2" in line for line in lines)
+    assert any("tokens Up/Down match Gamma's" in line for line in lines)
+    assert any("$10 fills at avg" in line for line in lines)
+
+
+@pytest.mark.parametrize("fault, says", [("api_geoblock", "403 Forbidden: GEOBLOCKED"),
+                                         ("api_html", "an HTML page instead of JSON"),
+                                         ("api_unavailable", "server error")])
+def test_doctor_names_each_api_fault(api_replica, tmp_path, fault, says):
+    api_replica.faults({"kind": fault, "mode": "persistent"})
+    try:
+        checks = check_apis(_api_cfg(api_replica, tmp_path))
+    finally:
+        api_replica.clear_faults()
+    failed = [c for c in checks if c.level == "FAIL"]
+    assert len(failed) == 3 and all(says in c.text for c in failed)       # both Gammas and /version
+    assert failed[0].text.startswith(API_ENDPOINTS[0]) and failed[1].text.startswith(API_ENDPOINTS[1])
+    assert failed[2].text.startswith("/version:")
+    (skipped,) = [c for c in checks if c.level == "NOTE"]
+    assert "/book" in skipped.text and "no market from Gamma" in skipped.text
+
+
+def test_doctor_api_checks_of_a_host_that_does_not_answer(tmp_path):
+    port = _free_port()       # nothing listens there
+    cfg = load_config({"MODE": "demo", "ASSETS": "BTC,ETH", "GAMMA_URL": f"http://127.0.0.1:{port}/gamma",
+                       "CLOB_URL": f"http://127.0.0.1:{port}/clob", "STATE_DIR": str(tmp_path / "s"),
+                       "LOG_DIR": str(tmp_path / "l"), "PROFILE_DIR": str(tmp_path / "p")},
+                      dotenv_path=tmp_path / "no.env")
+    checks = check_apis(cfg)
+    assert [(c.level, c.what) for c in checks] == [("FAIL", "gamma"), ("NOTE", "gamma"), ("FAIL", "clob"),
+                                                    ("NOTE", "clob")]
+    assert "unreachable" in checks[0].text and "did not answer" in checks[1].text
+
+
+def test_doctor_warns_of_an_unknown_exchange_version():
+    assert api_checks._version_check(2).level == "OK" and api_checks._version_check(3).level == "OK"
+    unknown = api_checks._version_check(4)
+    assert unknown.level == "WARN" and "not one this agent knows" in unknown.text
 
 
 def test_doctor_fails_on_a_bad_config(env, tmp_path):

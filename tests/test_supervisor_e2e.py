@@ -42,7 +42,8 @@ def _tagged_anywhere(tag: str) -> list[int]:
 def test_demo_start_trades_and_stop_leaves_nothing(iso_env, tmp_path):
     env = dict(iso_env)
     env.update(DOTENV_PATH=str(tmp_path / "e2e.env"), WINDOW_SECONDS=str(WINDOW),
-               REPLICA_PORT=str(_free_port()), REPLICA_WALLET_PORT=str(_free_port()))
+               REPLICA_PORT=str(_free_port()), REPLICA_WALLET_PORT=str(_free_port()),
+               DASHBOARD_PORT=str(_free_port()))
     # MAX_SLIPPAGE: the replica's quotes are noisy; this test is about the lifecycle, not the guard.
     (tmp_path / "e2e.env").write_text("MODE=demo\nMAX_SLIPPAGE=0.98\n")
     state, logs = Path(env["STATE_DIR"]), Path(env["LOG_DIR"])

@@ -2,7 +2,9 @@
 
 Sources: `binance`, `coinbase` (REST), `replica` (the demo replica's own price path, over the
 same Binance client), `replay` (a candle file), `sim` (seeded random walk).
-`build_feed` returns a FallbackChain over cfg.feeds in order.
+`build_feed` returns a FallbackChain over cfg.feeds in order, preceded by a WebSocket trade stream
+when PRICE_STREAM=binance (stream.py; not started: the caller starts it, `start_streams`).
+`build_chainlink(cfg)`: the Chainlink reference stream when CHAINLINK_WS_URL is set, else None.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from .chain import AllFeedsFailed, FallbackChain
 from .replay import ReplayFeed
 from .rest import BinanceFeed, CoinbaseFeed
 from .sim import SimFeed
+from .stream import BinanceTrades, ChainlinkPrices, StreamFeed
 
 
 def build_source(name: str, cfg: Config) -> PriceFeed:
@@ -45,9 +48,38 @@ def build_source(name: str, cfg: Config) -> PriceFeed:
     raise ValueError(f"unknown feed {name!r}")
 
 
-def build_feed(cfg: Config) -> FallbackChain:
-    """The fallback chain over cfg.feeds. OSError/ValueError if the replay file is unusable."""
-    return FallbackChain([build_source(name, cfg) for name in cfg.feeds])
+OWN_PRICE_FEEDS = {"replay", "sim", "replica"}
+
+
+def stream_silence(cfg: Config) -> float:
+    """How long a price stream may say nothing before it counts as stopped: half of STALE_AFTER, so
+    REST takes over (and the stream reconnects) well before the signal would go stale."""
+    return max(0.5, cfg.stale_after / 2.0)
+
+
+def build_feed(cfg: Config, streams: bool = True) -> FallbackChain:
+    """The fallback chain over cfg.feeds (after the price stream, if any and `streams`).
+    OSError/ValueError if the replay file is unusable."""
+    sources: list[PriceFeed] = []
+    # A live exchange stream only in front of live exchanges: replay runs on data time (the chain's
+    # clock is its first source's) and sim/replica are prices of their own.
+    if streams and cfg.price_stream == "binance" and not set(cfg.feeds) & OWN_PRICE_FEEDS:
+        sources.append(StreamFeed(BinanceTrades(), cfg.binance_ws_url, cfg.assets, stream_silence(cfg)))
+    sources += [build_source(name, cfg) for name in cfg.feeds]
+    return FallbackChain(sources)
+
+
+def build_chainlink(cfg: Config) -> StreamFeed | None:
+    if not cfg.chainlink_ws_url:
+        return None
+    return StreamFeed(ChainlinkPrices(), cfg.chainlink_ws_url, cfg.assets, max(1.0, cfg.stale_after))
+
+
+def start_streams(chain: FallbackChain, *others: StreamFeed | None) -> list[StreamFeed]:
+    streams = [f for f in chain.feeds if isinstance(f, StreamFeed)] + [o for o in others if o is not None]
+    for s in streams:
+        s.start()
+    return streams
 
 
 __all__ = [
@@ -55,6 +87,8 @@ __all__ = [
     "AllFeedsFailed",
     "BadPayload",
     "BinanceFeed",
+    "BinanceTrades",
+    "ChainlinkPrices",
     "CoinbaseFeed",
     "FallbackChain",
     "FeedConnectionError",
@@ -66,8 +100,11 @@ __all__ = [
     "PriceFeed",
     "ReplayFeed",
     "SimFeed",
+    "StreamFeed",
     "Tick",
+    "build_chainlink",
     "build_feed",
     "build_source",
     "check_price",
+    "start_streams",
 ]

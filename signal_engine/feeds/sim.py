@@ -4,7 +4,8 @@ Per asset, log-price moves by sigma * sqrt(dt) * N(0, 1) for the wall-clock time
 previous draw, with sigma around 0.08% per minute (BTC's typical 1-minute volatility) and a
 slowly wandering volatility regime (x0.6 .. x1.7) so the `volatility_state` of the signal moves
 too. Starting levels are realistic (BTC ~90,000, ETH ~3,000). `history()` returns the hour
-that led to the first price (1 s samples), so features work from the first tick.
+that led to the first price (1 s samples over the last hour, 1 minute samples before), so features
+work from the first tick.
 The walk is deterministic for a seed and the same sequence of clock readings.
 """
 
@@ -25,6 +26,8 @@ START_LEVELS = {"BTC": 90_000.0, "ETH": 3_000.0, "SOL": 200.0, "XRP": 2.5, "DOGE
 REGIME_TAU_S = 600.0      # the volatility regime's memory (Ornstein-Uhlenbeck on log sigma)
 REGIME_SD = 0.3           # stationary sd of log(sigma multiplier)
 BACKFILL_STEP_S = 1.0
+FINE_BACKFILL_S = 3600.0
+COARSE_STEP_S = 60.0
 
 
 class _Walk:
@@ -68,12 +71,17 @@ class SimFeed(WallClockMixin):
         if walk.t is not None:
             raise FeedUnavailable(self.name, asset, "history is only available before the first price")
         now = self.clock()
-        n = max(1, int(seconds / BACKFILL_STEP_S))
-        times = now - BACKFILL_STEP_S * np.arange(n, -1, -1, dtype=float)
+        # 1 s samples over the last hour (the features' lookbacks), 1 minute samples before it (all the
+        # slow volatility component of prob_up v2 looks at): a long backfill stays quick.
+        fine = min(seconds, FINE_BACKFILL_S)
+        coarse = max(0.0, seconds - fine)
+        t_coarse = now - fine - COARSE_STEP_S * np.arange(int(coarse / COARSE_STEP_S), 0, -1, dtype=float)
+        t_fine = now - BACKFILL_STEP_S * np.arange(max(1, int(fine / BACKFILL_STEP_S)), -1, -1, dtype=float)
+        times = np.concatenate((t_coarse, t_fine))
         prices = np.empty(times.size)
         prices[0] = walk.price
         for i in range(1, times.size):
-            prices[i] = walk.step(BACKFILL_STEP_S)
+            prices[i] = walk.step(times[i] - times[i - 1])
         walk.t = now
         return times, prices
 

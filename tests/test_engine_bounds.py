@@ -1,4 +1,4 @@
-"""The journal's in-memory index stays bounded over a 24/7 run: finished trades of old windows are
+"""The engine stays bounded and never trades a stale decision: finished trades of old windows are
 forgotten (the file keeps them, and a rebuild of the risk book reads the file), open ones never."""
 
 from __future__ import annotations
@@ -39,3 +39,23 @@ def test_decision_log_prune_forgets_old_windows_only(tmp_path):
     d.prune(before=T0 + 300)
     assert not d.done("BTC", T0) and d.done("BTC", T0 + 300) and d.done("BTC", T0 + 540)
     assert not d.write("BTC", T0 + 300, "s5", "skipped", "again")    # still exactly once for kept windows
+
+
+def test_a_decision_whose_checks_were_slow_is_made_again_not_traded():
+    """Found by the chaos run's held risk lock: the risk check waited ~10 s for the lock, and the
+    intent then went out on a 9 s old signal. Now the engine decides again instead."""
+    from types import SimpleNamespace
+
+    from core.signal_doc import SignalDoc
+    from executor.engine import DECISION_MAX_LAG_S, Engine
+
+    now = [T0 + 20.0]
+    fake = SimpleNamespace(svc=SimpleNamespace(clock=lambda: now[0], cfg=SimpleNamespace(signal_max_age=5.0)))
+    sig = SignalDoc(timestamp=T0 + 19.5, asset="BTC", direction="UP", confidence=60.0, prob_up=0.6, price=1.0,
+                    window=None, stale=False)
+    assert Engine._stale_decision(fake, T0 + 19.9, sig) is None
+    why = Engine._stale_decision(fake, T0 + 20.0 - DECISION_MAX_LAG_S - 0.5, sig)
+    assert why is not None and "checks took" in why
+    now[0] = T0 + 26.0                                 # quick checks, but the signal aged past SIGNAL_MAX_AGE
+    assert "signal is now 6.5 s old" in str(Engine._stale_decision(fake, T0 + 25.9, sig))
+    assert "unknown" in str(Engine._stale_decision(fake, T0 + 25.9, None))

@@ -1,0 +1,347 @@
+"""prob_up v2: a volatility model with seasonality and a per-horizon calibration (one implementation,
+live and backtest).
+
+The model, for one asset, at an instant `now` with `seconds_left` to the window's end:
+
+1. **Seasonality.** The squared 1-minute log return of the minute starting at t is modelled as
+   `S2(t) * v`, with `S2(t) = hour_of_week[h(t)] * minute_of_hour[m(t)]` (168 + 60 factors, mean 1
+   over the fitting data; Monday 00:00 UTC is hour 0) and `v` the deseasonalised variance.
+2. **Volatility.** `v` is a blend of two exponentially weighted means of the deseasonalised squared
+   returns `x = r**2 / S2`: a fast one (half-life in minutes) and a slow one (half-life in hours),
+   `v = w_fast * ewma_fast + w_slow * ewma_slow`, each over a bounded number of the latest returns
+   (weights renormalised over the returns that exist: a gap in the data drops those minutes, it is
+   never bridged). The weights are fitted by least squares against the next 15 minutes' realised
+   variance (backtest/fit.py), so they need not sum to 1.
+3. **Horizon.** The variance until the window's end is `v * H`, with `H` the integral of `S2` over
+   [now, now + seconds_left] in minutes (the seasonality of the minutes still to come).
+4. **Calibration.** `z = ln(price / strike) / sqrt(v * H)`, `prob_up = T_nu(z / c(seconds_left))`:
+   a Student-t CDF with `nu` degrees of freedom (fat tails; nu = None is the normal CDF) and a scale
+   `c` per seconds-left node, linearly interpolated between nodes (and held at the end nodes).
+   At the open (price == strike) prob_up is exactly 0.5; at seconds_left = 0 it is 1 when
+   price >= strike (ties go Up), else 0; always clipped to [0.001, 0.999].
+
+The live engine calls `VolModel.prob_up_at(times, prices, ...)` on its tick history; the backtest
+calls `base_variance_series` on a 1-minute candle grid and the same `horizon_s2` / `prob_from_z`.
+At a candle's close time both give the same number (tests/test_vol_model.py). The parameters come
+from a versioned JSON file written by `python -m backtest fit` (`load_param_file`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from . import model
+
+MODEL_NAME = "prob_up-v2"
+FILE_FORMAT = 1
+PROB_CLIP = 0.001
+STEP_S = 60.0                    # returns are 1-minute log returns, on both paths
+HOW_OFFSET_H = 72                # epoch 0 was a Thursday 00:00 UTC: +72 h makes Monday 00:00 hour 0
+MIN_FAST_RETURNS = 3             # fewer valid returns than this in a component's span: that component is unknown
+MIN_SLOW_RETURNS = 30
+
+
+class ParamsError(ValueError):
+    """A parameter file that cannot be used: the message says which field and why."""
+
+
+# ---- Student-t CDF (numpy only: a table per nu, built once) --------------------------------
+
+_T_GRID_MAX = 60.0
+_T_GRID_N = 120_001
+
+
+@lru_cache(maxsize=16)
+def _t_table(nu: float) -> tuple[np.ndarray, np.ndarray]:
+    xs = np.linspace(0.0, _T_GRID_MAX, _T_GRID_N)
+    lg = math.lgamma((nu + 1.0) / 2.0) - math.lgamma(nu / 2.0) - 0.5 * math.log(nu * math.pi)
+    pdf = np.exp(lg - (nu + 1.0) / 2.0 * np.log1p(xs * xs / nu))
+    cdf = 0.5 + np.concatenate(([0.0], np.cumsum((pdf[1:] + pdf[:-1]) * 0.5 * np.diff(xs))))
+    return xs, np.minimum(cdf, 1.0)
+
+
+def t_cdf(z, nu: float | None) -> np.ndarray:
+    """P(T <= z) for a Student-t with `nu` degrees of freedom (None: the normal CDF); exact 0.5 at 0."""
+    z = np.asarray(z, dtype=float)
+    if nu is None:
+        return model.norm_cdf(z)
+    xs, cdf = _t_table(float(nu))
+    a = np.abs(z)
+    v = np.where(np.isinf(a), 1.0, np.interp(np.where(np.isfinite(a), a, 0.0), xs, cdf))
+    return np.where(z >= 0, v, 1.0 - v)
+
+
+# ---- shared pieces ----------------------------------------------------------------------
+
+
+def ewma_weights(halflife_min: float, length: int) -> np.ndarray:
+    """Weights of the latest `length` returns, newest first: 0.5 ** (k / halflife)."""
+    return 0.5 ** (np.arange(length, dtype=float) / float(halflife_min))
+
+
+def ewma_last(x: np.ndarray, halflife_min: float, min_count: int) -> np.ndarray:
+    """Live path: rows of x (oldest first, NaN = missing) -> weighted mean of each row; NaN when
+    fewer than min_count values exist."""
+    x = np.atleast_2d(x)
+    w = ewma_weights(halflife_min, x.shape[1])[::-1]
+    ok = np.isfinite(x)
+    num = np.sum(np.where(ok, x, 0.0) * w, axis=1)
+    den = np.sum(ok * w, axis=1)
+    out = num / np.where(den > 0, den, 1.0)
+    return np.where(ok.sum(axis=1) >= min_count, out, np.nan)
+
+
+def ewma_series(x: np.ndarray, halflife_min: float, length: int, min_count: int) -> np.ndarray:
+    """Backtest path: the same weighted mean at every index of a 1-minute series (value j uses
+    x[j - length + 1 .. j])."""
+    x = np.asarray(x, dtype=float)
+    w = ewma_weights(halflife_min, length)
+    ok = np.isfinite(x)
+    num = _causal_conv(np.where(ok, x, 0.0), w)
+    den = _causal_conv(ok.astype(float), w)
+    c = np.concatenate(([0], np.cumsum(ok)))
+    idx = np.arange(x.size)
+    cnt = c[idx + 1] - c[np.maximum(idx + 1 - length, 0)]
+    out = np.maximum(num / np.where(den > 0, den, 1.0), 0.0)
+    return np.where((cnt >= min_count) & (den > 0), out, np.nan)
+
+
+def _causal_conv(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """y[j] = sum_k w[k] x[j - k] (k < len(w), x before 0 taken as 0); FFT for long kernels."""
+    if w.size <= 64 or x.size < 4096:
+        return np.convolve(x, w)[:x.size]
+    n = 1 << int(math.ceil(math.log2(x.size + w.size)))
+    y = np.fft.irfft(np.fft.rfft(x, n) * np.fft.rfft(w, n), n)[:x.size]
+    return np.where(np.abs(y) < 1e-300, 0.0, y)
+
+
+def hour_of_week(t) -> np.ndarray:
+    return ((np.floor(np.asarray(t, dtype=float) / 3600.0).astype(np.int64) + HOW_OFFSET_H) % 168)
+
+
+def minute_of_hour(t) -> np.ndarray:
+    return np.floor(np.asarray(t, dtype=float) / 60.0).astype(np.int64) % 60
+
+
+@dataclass(frozen=True)
+class VolModel:
+    asset: str
+    fast_halflife_min: float
+    fast_len: int
+    slow_halflife_min: float
+    slow_len: int
+    w_fast: float
+    w_slow: float
+    nu: float | None
+    season_how: np.ndarray          # (168,)
+    season_moh: np.ndarray          # (60,)
+    calib_seconds_left: np.ndarray  # ascending nodes
+    calib_scale: np.ndarray
+    name: str = MODEL_NAME
+
+    # ---- what the engine needs to keep ----
+
+    @property
+    def history_needed_s(self) -> float:
+        return (max(self.slow_len, self.fast_len) + 2) * STEP_S
+
+    # ---- seasonality ----
+
+    def season_s2(self, minute_start) -> np.ndarray:
+        """S2 of the minute that starts at (or contains) each time."""
+        return self.season_how[hour_of_week(minute_start)] * self.season_moh[minute_of_hour(minute_start)]
+
+    def horizon_s2(self, now, seconds_left) -> np.ndarray:
+        """Integral of S2 over [now, now + seconds_left], in minutes (partial minutes pro rata)."""
+        now = np.atleast_1d(np.asarray(now, dtype=float))
+        tau = np.maximum(np.broadcast_to(np.asarray(seconds_left, dtype=float), now.shape), 0.0)
+        first = np.floor(now / STEP_S) * STEP_S
+        k_max = int(np.max(np.ceil((now + tau - first) / STEP_S))) if now.size else 0
+        if k_max <= 0:
+            return np.zeros(now.shape)
+        starts = first[:, None] + STEP_S * np.arange(k_max)[None, :]
+        end = (now + tau)[:, None]
+        overlap = np.clip(np.minimum(end, starts + STEP_S) - np.maximum(now[:, None], starts), 0.0, STEP_S)
+        return np.sum(self.season_s2(starts) * overlap / STEP_S, axis=1)
+
+    # ---- volatility ----
+
+    def blend(self, fast: np.ndarray, slow: np.ndarray) -> np.ndarray:
+        """w_fast * fast + w_slow * slow; a missing component is replaced by the other one."""
+        f = np.where(np.isfinite(fast), fast, slow)
+        s = np.where(np.isfinite(slow), slow, fast)
+        return self.w_fast * f + self.w_slow * s
+
+    def base_variance_series(self, minute_open: np.ndarray, close: np.ndarray) -> np.ndarray:
+        """Backtest: v after each 1-minute candle of a series (NaN returns across gaps).
+
+        Element j is the variance known at candle j's close (minute_open[j] + 60)."""
+        minute_open = np.asarray(minute_open, dtype=float)
+        close = np.asarray(close, dtype=float)
+        r = np.full(close.size, np.nan)
+        if close.size > 1:
+            ok = np.diff(minute_open) == STEP_S
+            r[1:] = np.where(ok, np.log(close[1:] / close[:-1]), np.nan)
+        x = r * r / self.season_s2(minute_open)
+        fast = ewma_series(x, self.fast_halflife_min, self.fast_len, MIN_FAST_RETURNS)
+        slow = ewma_series(x, self.slow_halflife_min, self.slow_len, MIN_SLOW_RETURNS)
+        return self.blend(fast, slow)
+
+    def base_variance_at(self, times, prices, now: float, max_gap_s: float = model.DEFAULT_PARAMS.max_gap_s) -> float:
+        """Live: v at `now` from a price history (1-minute returns on a grid ending at now)."""
+        times = np.asarray(times, dtype=float)
+        prices = np.asarray(prices, dtype=float)
+        n = max(self.slow_len, self.fast_len)
+        ends = now - STEP_S * np.arange(n - 1, -1, -1, dtype=float)          # oldest first
+        p_end = model.price_at(times, prices, ends)
+        p_start = model.price_at(times, prices, ends - STEP_S)
+        ok = model.gap_free(times, ends, STEP_S, max_gap_s)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r = np.where(ok, np.log(p_end / p_start), np.nan)
+        # A return's minute: the one containing its midpoint (on the candle grid: the candle's open).
+        x = r * r / self.season_s2(ends - STEP_S / 2.0)
+        fast = ewma_last(x[-self.fast_len:], self.fast_halflife_min, MIN_FAST_RETURNS)
+        slow = ewma_last(x[-self.slow_len:], self.slow_halflife_min, MIN_SLOW_RETURNS)
+        return float(self.blend(fast, slow)[0])
+
+    # ---- probability ----
+
+    def scale_at(self, seconds_left) -> np.ndarray:
+        return np.interp(np.asarray(seconds_left, dtype=float), self.calib_seconds_left, self.calib_scale)
+
+    def prob_from_z(self, z, seconds_left) -> np.ndarray:
+        p = t_cdf(np.asarray(z, dtype=float) / self.scale_at(seconds_left), self.nu)
+        return np.clip(p, PROB_CLIP, 1.0 - PROB_CLIP)
+
+    def zscore(self, strike, price, now, seconds_left, base_var) -> np.ndarray:
+        """ln(price / strike) / sqrt(v * H); +-inf (0 -> +inf: ties go Up) when no time is left."""
+        lr = np.log(np.asarray(price, dtype=float) / np.asarray(strike, dtype=float))
+        sd = np.sqrt(np.asarray(base_var, dtype=float) * self.horizon_s2(now, seconds_left))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(sd > 0, lr / np.where(sd > 0, sd, 1.0), np.where(lr >= 0, np.inf, -np.inf))
+
+    def prob_up(self, strike, price, now, seconds_left, base_var) -> np.ndarray:
+        return self.prob_from_z(self.zscore(strike, price, now, seconds_left, base_var), seconds_left)
+
+    def sigma_per_sqrt_s(self, now, seconds_left, base_var) -> float:
+        """The volatility per sqrt(second) this prob_up used (for signal.json's display)."""
+        tau = float(seconds_left)
+        if tau <= 0 or not math.isfinite(base_var):
+            return math.nan
+        return math.sqrt(base_var * float(self.horizon_s2(now, tau)[0]) / tau) * float(self.scale_at(tau))
+
+    # ---- file ----
+
+    def to_dict(self) -> dict:
+        return {"fast_halflife_min": self.fast_halflife_min, "fast_len": self.fast_len,
+                "slow_halflife_min": self.slow_halflife_min, "slow_len": self.slow_len,
+                "w_fast": self.w_fast, "w_slow": self.w_slow, "nu": self.nu,
+                "season_hour_of_week": [round(float(v), 6) for v in self.season_how],
+                "season_minute_of_hour": [round(float(v), 6) for v in self.season_moh],
+                "calibration": {"seconds_left": [float(v) for v in self.calib_seconds_left],
+                                "scale": [round(float(v), 6) for v in self.calib_scale]}}
+
+
+def _num(d: dict, key: str, lo: float, hi: float, where: str) -> float:
+    v = d.get(key)
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or not lo <= v <= hi:
+        raise ParamsError(f"{where}.{key} must be a number in [{lo:g}, {hi:g}], got {str(v)[:40]!r}")
+    return float(v)
+
+
+def _vector(v, n: int | None, where: str) -> np.ndarray:
+    if not isinstance(v, list) or (n is not None and len(v) != n) or not v:
+        raise ParamsError(f"{where} must be a list of {n if n else 'some'} positive numbers")
+    try:
+        a = np.asarray(v, dtype=float)
+    except (TypeError, ValueError):
+        raise ParamsError(f"{where} must hold numbers only") from None
+    if not np.all(np.isfinite(a)) or not np.all(a > 0):
+        raise ParamsError(f"{where} must hold finite positive numbers")
+    return a
+
+
+def model_from_dict(asset: str, d: object) -> VolModel:
+    """One asset's section of a parameter file; ParamsError naming the field when unusable."""
+    where = f"assets.{asset}"
+    if not isinstance(d, dict):
+        raise ParamsError(f"{where} must be an object")
+    nu = d.get("nu")
+    if nu is not None:
+        nu = _num(d, "nu", 1.0, 1e6, where)
+    cal = d.get("calibration")
+    if not isinstance(cal, dict):
+        raise ParamsError(f"{where}.calibration must be an object with seconds_left and scale")
+    nodes = _vector(cal.get("seconds_left"), None, f"{where}.calibration.seconds_left")
+    scale = _vector(cal.get("scale"), nodes.size, f"{where}.calibration.scale")
+    if nodes.size > 1 and not np.all(np.diff(nodes) > 0):
+        raise ParamsError(f"{where}.calibration.seconds_left must be strictly ascending")
+    return VolModel(
+        asset=asset.upper(),
+        fast_halflife_min=_num(d, "fast_halflife_min", 0.1, 1e4, where),
+        fast_len=int(_num(d, "fast_len", 1, 5000, where)),
+        slow_halflife_min=_num(d, "slow_halflife_min", 0.1, 1e5, where),
+        slow_len=int(_num(d, "slow_len", 1, 5000, where)),
+        w_fast=_num(d, "w_fast", 0.0, 10.0, where),
+        w_slow=_num(d, "w_slow", 0.0, 10.0, where),
+        nu=nu,
+        season_how=_vector(d.get("season_hour_of_week"), 168, f"{where}.season_hour_of_week"),
+        season_moh=_vector(d.get("season_minute_of_hour"), 60, f"{where}.season_minute_of_hour"),
+        calib_seconds_left=nodes,
+        calib_scale=scale,
+    )
+
+
+def parse_param_doc(doc: object) -> dict[str, VolModel]:
+    if not isinstance(doc, dict):
+        raise ParamsError("the file is not a JSON object")
+    if doc.get("model") != "prob_up" or doc.get("version") != 2 or doc.get("format") != FILE_FORMAT:
+        raise ParamsError(f"expected model 'prob_up', version 2, format {FILE_FORMAT}; got model"
+                          f" {str(doc.get('model'))[:20]!r}, version {str(doc.get('version'))[:10]!r},"
+                          f" format {str(doc.get('format'))[:10]!r}")
+    assets = doc.get("assets")
+    if not isinstance(assets, dict) or not assets:
+        raise ParamsError("'assets' must be a non-empty object {ASSET: parameters}")
+    models = {str(a).upper(): model_from_dict(str(a), d) for a, d in assets.items()}
+    for vm in models.values():
+        if vm.w_fast + vm.w_slow <= 0:
+            raise ParamsError(f"assets.{vm.asset}: w_fast + w_slow must be > 0")
+    return models
+
+
+def load_param_file(path: Path | str) -> dict[str, VolModel]:
+    """{ASSET: VolModel} from a file written by `python -m backtest fit`; ParamsError (a ValueError)
+    saying what is wrong when the file is missing, not JSON, or fails a check."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ParamsError(f"{path} does not exist") from None
+    except OSError as exc:
+        raise ParamsError(f"{path} cannot be read: {exc.strerror or exc}") from None
+    try:
+        doc = json.loads(text)
+    except ValueError as exc:
+        raise ParamsError(f"{path} is not JSON ({exc})") from None
+    try:
+        return parse_param_doc(doc)
+    except ParamsError as exc:
+        raise ParamsError(f"{path}: {exc}") from None
+
+
+def write_param_doc(path: Path, models: dict[str, VolModel], meta: dict) -> dict:
+    """The versioned parameter document (atomically written); returns it."""
+    from core.durable_files import atomic_write_json
+
+    doc = {"model": "prob_up", "version": 2, "format": FILE_FORMAT, **meta,
+           "assets": {a: {**vm.to_dict(), **meta.get("per_asset", {}).get(a, {})} for a, vm in models.items()}}
+    doc.pop("per_asset", None)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(path, doc)
+    return doc

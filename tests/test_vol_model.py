@@ -1,0 +1,157 @@
+"""prob_up v2 (signal_engine/vol_model.py): the Student-t CDF, the two EWMA paths, seasonality, the
+horizon, the parameter file and the engine's fallback to today's model. Generated data only."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from signal_engine import model
+from signal_engine import vol_model as vm
+from signal_engine.feeds import FallbackChain, SimFeed
+from signal_engine.publisher import SignalEngine
+from tests.model_support import random_walk_candles
+from tests.test_signal_engine import FakeClock, make_cfg
+
+T0 = 1_767_225_600.0          # a Thursday 00:00 UTC, a window boundary
+
+
+def toy_model(nu: float | None = 4.0, **kw) -> vm.VolModel:
+    how = 1.0 + 0.5 * np.sin(np.arange(168) / 168 * 2 * np.pi)
+    moh = np.ones(60)
+    moh[0] = 2.0
+    args = {"asset": "BTC", "fast_halflife_min": 5.0, "fast_len": 30, "slow_halflife_min": 120.0, "slow_len": 240,
+            "w_fast": 0.6, "w_slow": 0.45, "nu": nu, "season_how": how, "season_moh": moh,
+            "calib_seconds_left": np.array([60.0, 480.0, 840.0]), "calib_scale": np.array([0.7, 0.9, 1.1])}
+    args.update(kw)
+    return vm.VolModel(**args)
+
+
+def test_student_t_cdf_matches_closed_forms_and_the_normal():
+    z = np.array([-3.0, -1.0, -0.2, 0.0, 0.4, 1.0, 2.5, 8.0])
+    # nu = 3: F(z) = 1/2 + (z / (sqrt3 (1 + z^2/3)) + atan(z / sqrt3)) / pi
+    exact3 = 0.5 + (z / (math.sqrt(3) * (1 + z * z / 3)) + np.arctan(z / math.sqrt(3))) / math.pi
+    assert np.max(np.abs(vm.t_cdf(z, 3.0) - exact3)) < 1e-7
+    assert abs(float(vm.t_cdf(1.0, 1.0)) - 0.75) < 1e-6           # Cauchy
+    assert float(vm.t_cdf(0.0, 4.0)) == 0.5 and float(vm.t_cdf(0.0, None)) == 0.5
+    assert np.max(np.abs(vm.t_cdf(z, 1e5) - model.norm_cdf(z))) < 1e-4
+    assert float(vm.t_cdf(np.inf, 4.0)) == 1.0 and float(vm.t_cdf(-np.inf, 4.0)) == 0.0
+
+
+def test_the_live_and_backtest_ewma_paths_agree_with_gaps():
+    rng = np.random.default_rng(3)
+    x = rng.random(2000)
+    x[[5, 6, 100, 1500]] = np.nan
+    series = vm.ewma_series(x, 7.0, 40, 3)
+    for j in (2, 3, 39, 40, 101, 1999):
+        row = np.full(40, np.nan)
+        lo = max(0, j - 39)
+        row[40 - (j - lo + 1):] = x[lo:j + 1]
+        want = vm.ewma_last(row[None, :], 7.0, 3)[0]
+        assert (math.isnan(want) and math.isnan(series[j])) or abs(want - series[j]) < 1e-12 * max(1, abs(want))
+    assert math.isnan(series[1])                                   # fewer than 3 returns
+    w = vm.ewma_weights(7.0, 3)
+    assert abs(series[2] - (x[2] * w[0] + x[1] * w[1] + x[0] * w[2]) / w.sum()) < 1e-12
+
+
+def test_live_path_equals_the_backtest_at_candle_closes():
+    c = random_walk_candles(900, sigma_1m=0.001, seed=5, start=T0)
+    v = toy_model()
+    base = v.base_variance_series(c.open_time, c.close)
+    times, prices = c.price_series()
+    for j in (35, 250, 600, 899):
+        live = v.base_variance_at(times, prices, float(times[j]))
+        assert abs(live - base[j]) <= 1e-9 * base[j], (j, live, base[j])
+    # prob_up through model.evaluate (live) == the backtest's grid at every decision minute
+    start = T0 + 900 * 20
+    row0 = int(np.searchsorted(c.open_time, start))
+    for m in (0, 1, 7, 14):
+        now = start + 60 * m
+        ev = model.evaluate(times, prices, now, start, 900, open_price=float(c.open[row0]), vol=v)
+        price = c.open[row0] if m == 0 else c.close[row0 + m - 1]
+        want = v.prob_up(c.open[row0], price, now, 900 - 60 * m, base[row0 + m - 1])[0]
+        assert ev["model"] == "prob_up-v2" and abs(ev["prob_up"] - round(float(want), 4)) < 1e-9
+        if m == 0:
+            assert ev["prob_up"] == 0.5
+
+
+def test_horizon_seasonality_and_probability_by_hand():
+    v = toy_model(season_how=np.ones(168))
+    # whole minutes from a minute boundary: minute 0 of the hour counts twice
+    assert abs(float(v.horizon_s2(T0, 900)[0]) - 16.0) < 1e-12           # 15 minutes, the first doubled
+    assert abs(float(v.horizon_s2(T0 + 60, 840)[0]) - 14.0) < 1e-12
+    assert abs(float(v.horizon_s2(T0 + 30, 90)[0]) - (0.5 * 2 + 1.0)) < 1e-12   # half of minute 0, all of minute 1
+    assert abs(float(v.horizon_s2(T0 + 3540, 120)[0]) - 3.0) < 1e-12      # wraps into the next hour's minute 0
+    # prob_up: exactly 0.5 at the strike; ties go Up at the end; the scale interpolates by seconds left
+    assert float(v.prob_up(100.0, 100.0, T0, 600, 1e-6)[0]) == 0.5
+    assert float(v.prob_up(100.0, 100.0, T0, 0, 1e-6)[0]) == 0.999
+    assert float(v.prob_up(100.0, 99.99, T0, 0, 1e-6)[0]) == 0.001
+    z = math.log(100.05 / 100.0) / math.sqrt(1e-6 * 10.0)                  # 600 s from T0 + 120: 10 minutes
+    want = float(vm.t_cdf(z / float(np.interp(600.0, [60, 480, 840], [0.7, 0.9, 1.1])), 4.0))
+    assert abs(float(v.prob_up(100.0, 100.05, T0 + 120, 600, 1e-6)[0]) - want) < 1e-12
+
+
+def test_parameter_file_round_trip_and_every_problem_named(tmp_path):
+    path = tmp_path / "p.json"
+    doc = vm.write_param_doc(path, {"BTC": toy_model()}, {"created": "x", "per_asset": {"BTC": {"fitted_on": {}}}})
+    assert doc["version"] == 2 and "per_asset" not in doc and oct(path.stat().st_mode & 0o777) == "0o600"
+    back = vm.load_param_file(path)["BTC"]
+    assert back.nu == 4.0 and back.fast_len == 30 and np.allclose(back.season_how, toy_model().season_how, atol=1e-6)
+    with pytest.raises(vm.ParamsError, match="does not exist"):
+        vm.load_param_file(tmp_path / "absent.json")
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(vm.ParamsError, match="not JSON"):
+        vm.load_param_file(tmp_path / "bad.json")
+    for mutate, field in ((lambda a: a.update(nu=-1), "nu"),
+                          (lambda a: a.update(season_hour_of_week=[1.0] * 167), "season_hour_of_week"),
+                          (lambda a: a["calibration"].update(seconds_left=[840, 480, 60]), "ascending"),
+                          (lambda a: a.update(w_fast=0, w_slow=0), "w_fast \\+ w_slow")):
+        d = json.loads(path.read_text())
+        mutate(d["assets"]["BTC"])
+        (tmp_path / "m.json").write_text(json.dumps(d))
+        with pytest.raises(vm.ParamsError, match=field):
+            vm.load_param_file(tmp_path / "m.json")
+    d = json.loads(path.read_text())
+    d["version"] = 3
+    (tmp_path / "v.json").write_text(json.dumps(d))
+    with pytest.raises(vm.ParamsError, match="version 2"):
+        vm.load_param_file(tmp_path / "v.json")
+
+
+def _engine(tmp_path: Path, **env) -> SignalEngine:
+    cfg = make_cfg(tmp_path, MODE="demo", ASSETS="BTC,ETH", WINDOW_SECONDS="900", **env)
+    clock = FakeClock(T0 + 300.0)
+    engine = SignalEngine(cfg, FallbackChain([SimFeed(7, clock=clock)]), mono=clock, wall=clock)
+    engine.backfill()
+    return engine
+
+
+def test_engine_uses_the_file_and_falls_back_to_todays_model_with_a_reason(tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="signal_engine")
+    docs = _engine(tmp_path / "a").tick(write=False)            # the repository's fitted file
+    assert docs["BTC"]["model"] == "prob_up-v2" and docs["ETH"]["model"] == "prob_up-v2"
+    assert docs["BTC"]["prob_up"] is not None and docs["BTC"]["strike_source"] == "feed_open"
+
+    only_btc = tmp_path / "btc.json"
+    vm.write_param_doc(only_btc, {"BTC": toy_model()}, {})
+    caplog.clear()
+    docs = _engine(tmp_path / "b", PROB_MODEL_FILE=str(only_btc)).tick(write=False)
+    assert docs["BTC"]["model"] == "prob_up-v2" and docs["ETH"]["model"] == "prob_up-v1"
+    assert any("ETH: prob_up uses today's model (v1)" in r.getMessage() and "no parameters for ETH" in r.getMessage()
+               for r in caplog.records)
+
+    corrupt = tmp_path / "corrupt.json"
+    corrupt.write_text('{"model": "prob_up", "version": 2')
+    caplog.clear()
+    docs = _engine(tmp_path / "c", PROB_MODEL_FILE=str(corrupt)).tick(write=False)
+    assert {d["model"] for d in docs.values()} == {"prob_up-v1"} and docs["BTC"]["prob_up"] is not None
+    msgs = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(msgs) == 2 and all("not JSON" in m and "python -m backtest fit" in m for m in msgs)
+
+    docs = _engine(tmp_path / "d", PROB_MODEL_FILE="off").tick(write=False)
+    assert docs["BTC"]["model"] == "prob_up-v1"
