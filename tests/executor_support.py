@@ -55,7 +55,9 @@ class SignalWriter:
                "asset": asset, "prob_up": 0.8,
                "window": {"start": iso_utc(w.start), "end": iso_utc(w.end), "open_price": 100.0,
                           "seconds_left": w.seconds_left(now)},
-               "source": "test", "seq": self.seq, "stale": False}
+               "source": "test", "seq": self.seq, "stale": False,
+               # a stand-in for the engine that knows the venue's price to beat (STRIKE_REQUIRED_AFTER)
+               "strike": 100.0, "strike_source": "venue"}
         doc.update(self.fields[asset])
         return doc
 
