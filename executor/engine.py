@@ -179,6 +179,10 @@ class Engine:
             return
         if now - w.start < cfg.entry_start or not self._market_ok(w):
             return
+        paused = read_pause(cfg.state_dir).reason()   # /pause, the dashboard, ./supervisor.sh pause: say so first
+        if paused:
+            self.windows.decide_line(w, Logged.SKIPPED, paused)
+            return
         held = self.signals.read_fresh(asset)
         ask_up, ask_down = self.venue.asks(asset)
         d = decision.decide(self.params, asset, w.start, w.end, now, held.doc, held.problem, ask_up, ask_down,

@@ -63,7 +63,9 @@ class PriceToBeatReader:
 
     @staticmethod
     def _visible(market: MarketPage) -> float | None:
-        loc = market.page_loc("price_to_beat_value")
+        """The value beside the profile's "Price to beat" label (a sibling: looked up in its parent)."""
+        label = market.page.get_by_text(market.site.page["price_to_beat_label"], exact=True)
+        loc = label.locator("xpath=..").locator(market.site.page["price_to_beat_value"])
         try:
             return _price(loc.first.text_content(timeout=QUICK_MS)) if loc.count() else None
         except PlaywrightError:

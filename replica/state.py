@@ -346,7 +346,12 @@ class ReplicaState:
                 req["popup_delay_ms"] = delay.ms
             if self.take_fault("popup_never", asset):
                 req["popup"] = False
-            adv = self.take_fault(ADVERSARY_KINDS, asset)
+            kinds = ADVERSARY_KINDS
+            if price + float(typed_order.WORSE_PRICE_STEP) > 0.99:
+                # near 1 a "worse price" cannot be 0.10 worse (prices end at 0.99): that fault waits
+                # for a request it can really harm, so what it produces is always an attack
+                kinds = tuple(k for k in ADVERSARY_KINDS if k != "wallet_worse_price")
+            adv = self.take_fault(kinds, asset)
             if adv:
                 req["adversary"] = adv.kind
             req["display"] = self._display(req)

@@ -190,7 +190,8 @@ def _adversary_order(kind: str, req: dict, settings: WalletSettings, tokens: dic
         order["makerAmount"] = str(base_units(amount) * 10)
         order["takerAmount"] = str(taker_units(amount, price) * 10)
     elif kind == "wallet_worse_price":
-        order["takerAmount"] = str(taker_units(amount, min(Decimal("0.99"), Decimal(str(price)) + WORSE_PRICE_STEP)))
+        order["takerAmount"] = str(taker_units(amount, Decimal(str(price)) + WORSE_PRICE_STEP))   # replica/state.py
+        # arms it only where price + 0.10 <= 0.99
     elif kind == "wallet_sell":
         order["side"] = 1
     elif kind == "wallet_other_contract":
