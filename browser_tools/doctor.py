@@ -26,6 +26,7 @@ from pathlib import Path
 from browser_tools.api_checks import check_apis
 from core.browser_discovery import find_browser
 from core.config import DEMO_WALLET_PASSWORD, REPO_ROOT, Config
+from core.durable_files import read_json
 from core.exit_codes import ExitStatus
 from monitor.preflight import PreflightError, dotenv_file, preflight
 from monitor.settings import paths_of
@@ -145,6 +146,28 @@ def _probe(rep: Report, cfg: Config) -> None:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _wallet(rep: Report, cfg: Config) -> None:
+    """The address the wallet guard expects as maker/signer, and the account type: WALLET_ADDRESS, else
+    what the first good order pinned in STATE_DIR/wallet.json (executor/wallet_guard.py)."""
+    from executor.wallet_guard import PIN_FILE
+
+    pin = read_json(cfg.state_dir / PIN_FILE)
+    pinned = pin.data if pin.ok and isinstance(pin.data, dict) else {}
+    account = {"Order": "Safe/proxy wallet (signs Order)", "TypedDataSign": "deposit wallet (signs TypedDataSign)"
+               }.get(str(pinned.get("account")), "not known yet (known after the first order)")
+    if cfg.wallet_address:
+        rep.line("OK", "wallet", f"WALLET_ADDRESS {cfg.wallet_address}; account type {account}")
+    elif pinned.get("maker"):
+        rep.line("OK", "wallet", f"maker {pinned.get('maker')}, signer {pinned.get('signer')} pinned by trade"
+                                 f" {pinned.get('trade_id')} ({cfg.state_dir / PIN_FILE}); account type {account}")
+    elif pin.problem not in (None, "missing"):
+        rep.line("WARN", "wallet", f"{cfg.state_dir / PIN_FILE} is {pin.problem}: the next order is refused until"
+                                   " it is removed or WALLET_ADDRESS is set")
+    elif cfg.mode != "demo":
+        rep.line("NOTE", "wallet", "no WALLET_ADDRESS: the first order that passes every other check pins its"
+                                   f" maker and signer in {cfg.state_dir / PIN_FILE}; set WALLET_ADDRESS to be sure")
+
+
 def doctor() -> ExitStatus:
     rep = Report()
     notes: list[str] = []
@@ -165,6 +188,7 @@ def doctor() -> ExitStatus:
             rep.line("OK", ".env", f"{env_path} (mode {mode:o}, private)")
     if cfg.mode == "live":
         rep.line("NOTE", "live", "MODE=live: ./supervisor.sh start --live asks for the confirmation phrase")
+    _wallet(rep, cfg)
     exe = _browser(rep, cfg)
     prof = cfg.browser_profile_path
     if prof.exists():

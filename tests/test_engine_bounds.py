@@ -59,3 +59,30 @@ def test_a_decision_whose_checks_were_slow_is_made_again_not_traded():
     now[0] = T0 + 26.0                                 # quick checks, but the signal aged past SIGNAL_MAX_AGE
     assert "signal is now 6.5 s old" in str(Engine._stale_decision(fake, T0 + 25.9, sig))
     assert "unknown" in str(Engine._stale_decision(fake, T0 + 25.9, None))
+
+
+def test_doctor_names_the_wallet_address_and_account_type(tmp_path):
+    """doctor's wallet line: WALLET_ADDRESS, else what the first good order pinned (state/wallet.json)."""
+    from browser_tools.doctor import Report, _wallet
+    from core.config import load_config
+    from core.durable_files import atomic_write_json
+
+    base = {"MODE": "paper", "STATE_DIR": str(tmp_path / "state"), "LOG_DIR": str(tmp_path / "logs"),
+            "PROFILE_DIR": str(tmp_path / "profiles")}
+    lines: list[tuple[str, str, str]] = []
+
+    class Rec(Report):
+        def line(self, level: str, what: str, text: str) -> None:
+            lines.append((level, what, text))
+
+    cfg = load_config(base, dotenv_path=tmp_path / "no.env")
+    _wallet(Rec(), cfg)
+    assert lines[-1][0] == "NOTE" and "no WALLET_ADDRESS" in lines[-1][2]
+    maker = "0x" + "ab" * 20
+    atomic_write_json(cfg.state_dir / "wallet.json", {"maker": maker, "signer": maker, "account": "TypedDataSign",
+                                                      "trade_id": "t1"})
+    _wallet(Rec(), cfg)
+    assert lines[-1][0] == "OK" and maker in lines[-1][2] and "deposit wallet" in lines[-1][2]
+    cfg = load_config({**base, "WALLET_ADDRESS": "0x" + "cd" * 20}, dotenv_path=tmp_path / "no.env")
+    _wallet(Rec(), cfg)
+    assert lines[-1][0] == "OK" and "WALLET_ADDRESS 0x" + "cd" * 20 in lines[-1][2]
