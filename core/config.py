@@ -153,6 +153,8 @@ class Config:
     # settlement: wait this long after a window's end for the market's own resolution, then settle
     # from the feed's prices and mark the settlement estimated
     resolution_wait: float = 3600.0
+    # restart the browser between windows after this many windows (0: never); see executor/worker.py
+    browser_recycle_windows: int = 96
     # wallet guard: the user's Polymarket trading address (the Safe or deposit wallet that is the orders'
     # maker); "" = pin the first confirmed order's address in STATE_DIR/wallet.json
     wallet_address: str = ""
@@ -484,6 +486,7 @@ def load_config(env: Mapping[str, str] | None = None, dotenv_path: Path | None =
         gamma_url=get("GAMMA_URL", demo_api + "/gamma" if demo else GAMMA_URL, _url(GAMMA_URL)),
         clob_url=get("CLOB_URL", demo_api + "/clob" if demo else CLOB_URL, _url(CLOB_URL)),
         market_data_timeout=get("MARKET_DATA_TIMEOUT", "5", _float(0.1, 60, False, "5")),
+        browser_recycle_windows=get("BROWSER_RECYCLE_WINDOWS", "96", _int(0, 100000, "96")),
         resolution_wait=get("RESOLUTION_WAIT", str(max(60.0, 4.0 * window_seconds)) if demo else "3600",
                             _float(0, None, False, "3600")),
         wallet_address=get("WALLET_ADDRESS", "", _wallet_address),

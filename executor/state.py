@@ -34,7 +34,7 @@ class ExecutorStatus(str, Enum):
 
 
 COUNTERS = ("windows", "traded", "skipped", "filled", "failed", "unknown", "wallet_rejected", "reconciled",
-            "settled", "browser_relaunches", "selector_errors", "risk_errors")
+            "settled", "browser_relaunches", "browser_recycles", "selector_errors", "risk_errors")
 
 
 class ExecutorState:

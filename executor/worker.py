@@ -36,6 +36,14 @@ log = logging.getLogger("executor")
 LOOP_WAIT_MS = 50
 BACKOFF_MAX_S = 30.0
 STEADY_AFTER_S = 60.0   # a venue that stayed up this long resets the back-off
+RECYCLE_MIN_GAP_S = 4.0  # a planned browser restart only with at least this long before the next window
+
+
+class RecycleBrowser(Exception):
+    """BROWSER_RECYCLE_WINDOWS windows since the browser opened, and now a quiet moment: restart it.
+    Playwright keeps every request and response of a page until the page or its context closes
+    (microsoft/playwright#6319), so a tab that opens a new event page each window grows its driver's
+    memory without bound; a fresh browser is the one reliable release."""
 
 
 class Worker:
@@ -145,6 +153,11 @@ class Worker:
                 self.venue.open(pw, self.engine.windows.on_event)
                 self._opened()
                 self._loop()
+            except RecycleBrowser as exc:
+                log.info("%s; restarting the browser now (planned, between windows)", exc)
+                self.svc.state.bump("browser_recycles")
+                self.venue.close()
+                continue
             except (VenueGone, PlaywrightError) as exc:
                 if self.svc.stop:
                     break
@@ -163,11 +176,32 @@ class Worker:
         self.svc.tick(force=True)
 
     def _loop(self) -> None:
+        opened_at = self._windows_seen()
         while not self.svc.stop:
             self.venue.check_alive()
             self.svc.tick()
             self.engine.step()
+            self._recycle_if_due(opened_at)
             self.venue.pause(LOOP_WAIT_MS)
+
+    def _windows_seen(self) -> int:
+        return int(self.svc.state.data.get("counters", {}).get("windows", 0))
+
+    def _recycle_if_due(self, opened_at: int) -> None:
+        """Raise RecycleBrowser after BROWSER_RECYCLE_WINDOWS windows, once every current window is
+        decided and the next one starts in RECYCLE_MIN_GAP_S or more (never inside a trade: the
+        click-through runs inside engine.step)."""
+        every = self.svc.cfg.browser_recycle_windows
+        if not every or self._windows_seen() - opened_at < every:
+            return
+        current = self.engine.windows.current
+        if any(not w.decided for w in current.values()):
+            return
+        now, length = self.svc.clock(), self.svc.cfg.window_seconds
+        if length - (now % length) < RECYCLE_MIN_GAP_S:
+            return
+        raise RecycleBrowser(f"{self._windows_seen() - opened_at} windows since the browser opened"
+                             f" (BROWSER_RECYCLE_WINDOWS={every})")
 
     def _sleep(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds

@@ -86,3 +86,35 @@ def test_doctor_names_the_wallet_address_and_account_type(tmp_path):
     cfg = load_config({**base, "WALLET_ADDRESS": "0x" + "cd" * 20}, dotenv_path=tmp_path / "no.env")
     _wallet(Rec(), cfg)
     assert lines[-1][0] == "OK" and "WALLET_ADDRESS 0x" + "cd" * 20 in lines[-1][2]
+
+
+def test_the_browser_is_restarted_between_windows_after_browser_recycle_windows():
+    """Playwright keeps every request of a page until it closes (microsoft/playwright#6319): the worker
+    restarts the browser after BROWSER_RECYCLE_WINDOWS windows, only when every current window is
+    decided and the next one is at least RECYCLE_MIN_GAP_S away (never inside a trade)."""
+    from types import SimpleNamespace
+
+    import pytest
+
+    from executor.worker import RECYCLE_MIN_GAP_S, RecycleBrowser, Worker
+
+    now = [T0 + 2.0]
+    counters = {"windows": 10}
+    w = SimpleNamespace(decided=True)
+    fake = SimpleNamespace(
+        svc=SimpleNamespace(clock=lambda: now[0], state=SimpleNamespace(data={"counters": counters}),
+                            cfg=SimpleNamespace(browser_recycle_windows=3, window_seconds=60)),
+        engine=SimpleNamespace(windows=SimpleNamespace(current={"BTC": w})))
+    fake._windows_seen = lambda: Worker._windows_seen(fake)
+    Worker._recycle_if_due(fake, opened_at=8)                # 2 windows since it opened: not yet
+    counters["windows"] = 11
+    w.decided = False
+    Worker._recycle_if_due(fake, opened_at=8)                # due, but a window is still undecided
+    w.decided = True
+    now[0] = T0 + 60 - RECYCLE_MIN_GAP_S / 2
+    Worker._recycle_if_due(fake, opened_at=8)                # due, but the next window is too close
+    now[0] = T0 + 5.0
+    with pytest.raises(RecycleBrowser, match="BROWSER_RECYCLE_WINDOWS=3"):
+        Worker._recycle_if_due(fake, opened_at=8)
+    fake.svc.cfg.browser_recycle_windows = 0                # 0: never
+    Worker._recycle_if_due(fake, opened_at=0)
