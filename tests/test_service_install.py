@@ -71,7 +71,7 @@ def until(cond, what):
     while not cond():
         if time.monotonic() > deadline:
             sys.exit("fake systemctl: timed out waiting for " + what)
-        time.sleep(0.05)
+        time.sleep(0.05)   # the stand-in systemctl polls the pid file with a deadline (a separate program)
 cmd = args[0] if args else ""
 if cmd == "is-system-running":
     print("running")
