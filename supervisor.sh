@@ -140,8 +140,10 @@ svc_stop() {
 
 cmd_test() {
   bootstrap
-  say "test: browser ${BROWSER_PATH}"
-  "$PY" -m pytest "$@"
+  say "test: browser ${BROWSER_PATH}, ${TEST_WORKERS:-2} workers (TEST_WORKERS=0: one process)"
+  # Two workers, a test file per worker at a time: most of the suite waits (windows, processes,
+  # pages), so two files at once halve the wall time on 2 cores (README, "Tests").
+  "$PY" -m pytest -n "${TEST_WORKERS:-2}" --dist loadfile "$@"
 }
 
 cmd_bench() {

@@ -36,7 +36,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 W = 20
 ASSETS = ("BTC", "ETH", "SOL", "XRP")
 TERMINAL = ("filled", "failed", "wallet_rejected", "unknown")
-NO_ORDER_WINDOWS: list[int] = []
+NO_ORDER_WINDOWS: list[tuple[str, int]] = []
 
 
 @dataclass
@@ -95,13 +95,36 @@ def arm_next(rig: Rig, faults: dict[str, dict] | None = None) -> int:
     return nxt
 
 
-def outcomes(rig: Rig, start: int) -> dict[str, list[str]]:
-    """Each asset's journal events for the window, once it is decided and any trade has an outcome."""
-    out = {}
+# Why a window meant to trade can be skipped on a loaded machine (the page or the test's signal writer
+# too slow): the asset's armed faults stay armed (one-shot, consumed by an order), so its scenario
+# plays in its next window instead.
+LOAD_SKIPS = ("no ask shown", "signal is stale", "past the entry interval", "old (SIGNAL_MAX_AGE", "window is over",
+              "signal is from another window")
+
+
+@dataclass
+class Got:
+    events: dict[str, list[str]]   # per asset: its journal events of the window it traded in
+    window: dict[str, int]         # per asset: that window's start
+
+    def __getitem__(self, asset: str) -> list[str]:
+        return self.events[asset]
+
+
+def outcomes(rig: Rig, start: int, tries: int = 3) -> Got:
+    """Each asset's journal events for the first window from `start` it traded in (a skip for load moves
+    it on, at most `tries` windows), once any trade has an outcome; a skip for any other reason is kept."""
+    got = Got({}, {})
     for a in ASSETS:
-        d = wait_for_decision(rig.env, a, start, 2 * W)
-        out[a] = wait_for_outcome(rig.env, a, start, W) if d["action"] == "traded" else events_for(rig.env, a, start)
-    return out
+        w = start - W
+        for _ in range(tries):
+            w += W
+            d = wait_for_decision(rig.env, a, w, 2 * W)
+            if d["action"] == "traded" or not any(r in str(d.get("reason")) for r in LOAD_SKIPS):
+                break
+        got.window[a] = w
+        got.events[a] = wait_for_outcome(rig.env, a, w, W) if d["action"] == "traded" else events_for(rig.env, a, w)
+    return got
 
 
 def orders_for(rig: Rig, asset: str, start: int) -> list[dict]:
@@ -125,12 +148,12 @@ def test_demo_trade_journaled_once(rig: Rig):
     got = outcomes(rig, start)
     for a in ASSETS:
         assert got[a] == ["intent", "submitted", "filled"], json_dump(trades(rig.env))
-        orders = orders_for(rig, a, start)
+        orders = orders_for(rig, a, got.window[a])
         assert len(orders) == 1
-        fill = line(rig, a, start, "filled")
+        fill = line(rig, a, got.window[a], "filled")
         assert fill["order_id"] == orders[0]["id"] and fill["side"] == orders[0]["side"] == "UP"
         assert fill["amount"] == pytest.approx(10.0) and fill["toast"] == "success"
-        d = wait_for_decision(rig.env, a, start, 1)
+        d = wait_for_decision(rig.env, a, got.window[a], 1)
         assert d["action"] == "traded" and d["trade_id"] == fill["trade_id"]
     for t in trades(rig.env):
         assert {"ts", "event", "mode", "asset", "window_start", "trade_id"} <= set(t)
@@ -151,9 +174,9 @@ def test_adversarial_wallet_requests_are_rejected(rig: Rig):
     events = rig.rep.wallet()["events"]
     for a in ASSETS:
         assert got[a] == ["intent", "wallet_rejected"], json_dump(trades(rig.env))
-        rej = line(rig, a, start, "wallet_rejected")
+        rej = line(rig, a, got.window[a], "wallet_rejected")
         assert reasons[a] in rej["reason"] and rej["screenshot"]
-        assert orders_for(rig, a, start) == []
+        assert orders_for(rig, a, got.window[a]) == []
         acted = [e for e in events if e["asset"] == a and e["slug"] == rej["trade_id"].rsplit("-", 1)[0]]
         assert [e["action"] for e in acted] == ["rejected"], acted   # the wallet's own cancel button
     # nothing signed: the transfer did not move money (balance changes only by settlements of earlier fills)
@@ -166,19 +189,21 @@ def test_popup_never_other_origin_and_venue_rejection(rig: Rig):
               "ETH": {"kind": "wallet_other_origin"}, "XRP": {"kind": "popup_never"}}
     start = arm_next(rig, faults)
     got = outcomes(rig, start)
+    at = got.window
     assert got["BTC"] == ["intent", "submitted", "failed"], json_dump(trades(rig.env))
-    assert "venue rejected the order: Order rejected by the venue: test" == line(rig, "BTC", start, "failed")["reason"]
+    rejected = line(rig, "BTC", at["BTC"], "failed")["reason"]
+    assert rejected == "venue rejected the order: Order rejected by the venue: test"
     assert got["ETH"] == ["intent", "wallet_rejected"]
-    assert "origin" in line(rig, "ETH", start, "wallet_rejected")["reason"]
+    assert "origin" in line(rig, "ETH", at["ETH"], "wallet_rejected")["reason"]
     assert got["SOL"] == ["intent", "submitted", "filled"]
     assert got["XRP"] == ["intent", "failed"]
-    never = line(rig, "XRP", start, "failed")
+    never = line(rig, "XRP", at["XRP"], "failed")
     assert "popup" in never["reason"] and never["step"] == "popup"
     assert Path(never["screenshot"]).is_file() and never["trade_id"] in Path(never["screenshot"]).name
     for a in ("BTC", "ETH", "XRP"):
-        assert orders_for(rig, a, start) == []
-        assert events_for(rig.env, a, start).count("intent") == 1
-    NO_ORDER_WINDOWS.append(start)   # re-checked at the end: no late order ever arrives for them
+        assert orders_for(rig, a, at[a]) == []
+        assert events_for(rig.env, a, at[a]).count("intent") == 1
+        NO_ORDER_WINDOWS.append((a, at[a]))   # re-checked at the end: no late order ever arrives for them
 
 
 def test_bad_signals_are_not_traded(rig: Rig):
@@ -216,10 +241,10 @@ def test_browser_killed_relaunch_and_resume(rig: Rig):
     start = arm_next(rig, {"BTC": {"kind": "popup_delay", "ms": 2000}})
     got = outcomes(rig, start)
     assert got["BTC"] == ["intent", "submitted", "filled"], json_dump(trades(rig.env))
-    assert len(orders_for(rig, "BTC", start)) == 1
-    for a in ASSETS[1:]:   # the others trade too (unless a slow machine pushed them past ENTRY_END)
-        assert got[a] in (["intent", "submitted", "filled"], []), json_dump(trades(rig.env))
-        assert len(orders_for(rig, a, start)) == (1 if got[a] else 0)
+    assert len(orders_for(rig, "BTC", got.window["BTC"])) == 1
+    for a in ASSETS[1:]:   # the others trade too
+        assert got[a] == ["intent", "submitted", "filled"], json_dump(trades(rig.env))
+        assert len(orders_for(rig, a, got.window[a])) == 1
 
 
 def test_settlement_journaled_from_the_orders_panel(rig: Rig):
@@ -247,8 +272,8 @@ def test_every_window_has_one_decision_line(rig: Rig):
         if t["event"] == "filled":
             fills[(t["asset"], t["window_start"])] = fills.get((t["asset"], t["window_start"]), 0) + 1
     assert max(fills.values()) == 1
-    for start in NO_ORDER_WINDOWS:   # popup never / venue rejection / other origin: still no order, windows later
-        assert [o for o in rig.rep.orders() if o["window_start"] == start and o["asset"] != "SOL"] == []
+    for a, start in NO_ORDER_WINDOWS:   # popup never / venue rejection / other origin: still no order, windows later
+        assert orders_for(rig, a, start) == []
 
 
 def test_sigterm_exits_0_quickly_and_password_never_leaks(rig: Rig):
