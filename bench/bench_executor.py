@@ -32,6 +32,7 @@ from core import procfs  # noqa: E402
 from core.durable_files import read_json  # noqa: E402
 from core.window_grid import iso_utc, window_at  # noqa: E402
 from replica.process import start_replica  # noqa: E402
+from signal_engine.schedule import next_tick_at  # noqa: E402
 
 
 def pct(values: list[float], q: float) -> float | None:
@@ -54,7 +55,8 @@ def memory(pids: list[int]) -> dict:
 
 
 class Writer(threading.Thread):
-    """signal.json every `interval` s for the current grid window; remembers when each seq was replaced."""
+    """signal.json on the engine's schedule (every `interval` s on the wall-clock grid and just after each
+    window start) for the current grid window; remembers when each seq was replaced."""
 
     def __init__(self, path: Path, window_seconds: int, interval: float = 0.5):
         super().__init__(daemon=True)
@@ -82,7 +84,8 @@ class Writer(threading.Thread):
             t = time.time()
             os.replace(tmp, self.path)
             self.replaced[self.seq] = t
-            self.stop_event.wait(self.interval)
+            # the signal engine's own schedule: the wall-clock grid and just after each window start
+            self.stop_event.wait(max(0.0, next_tick_at(time.time(), self.interval, self.window_seconds) - time.time()))
 
 
 class Executor:

@@ -19,12 +19,11 @@ import json
 import logging
 import os
 import sys
-import time
-from collections.abc import Callable
 
 from core import instance_lock
 from core.exit_codes import ExitStatus
 
+from .schedule import run_schedule
 from .shutdown import ShutdownRequested, Stopper
 
 log = logging.getLogger("signal_engine")
@@ -36,24 +35,6 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--once", action="store_true",
                     help="compute one signal per asset, print it to stdout (one JSON object a line), exit")
     return ap.parse_args(argv)
-
-
-def run_schedule(tick: Callable[[], object], interval: float, mono: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep, stop: Callable[[], bool] = lambda: False) -> int:
-    """Call `tick` on a fixed monotonic grid (no drift); a late tick skips the slots it missed.
-    Returns the number of skipped slots when `stop()` turns true (or never, until an exception)."""
-    skipped = 0
-    next_t = mono()
-    while not stop():
-        tick()
-        next_t += interval
-        now = mono()
-        if next_t <= now:
-            missed = int((now - next_t) // interval) + 1
-            next_t += missed * interval
-            skipped += missed
-        sleep(next_t - now)
-    return skipped
 
 
 def lock_paths(cfg) -> list:
@@ -128,7 +109,7 @@ def _main(args: argparse.Namespace, stopper: Stopper) -> int:
     engine.backfill()
     streams = start_streams(feed, chainlink)       # after the backfill: REST fills the history, streams follow
     try:
-        run_schedule(engine.tick, cfg.signal_interval)
+        run_schedule(engine.tick, cfg.signal_interval, cfg.window_seconds)
     finally:
         for s in streams:
             s.stop()

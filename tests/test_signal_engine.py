@@ -217,7 +217,10 @@ def test_demo_without_env_replaces_corrupt_file_writes_every_second_and_stops_on
             assert doc["direction"] in ("UP", "DOWN", "NO_TRADE") and 50 <= doc["confidence"] <= 95
         from core.window_grid import parse_iso_utc
         gap = parse_iso_utc(later["timestamp"]) - parse_iso_utc(first["timestamp"])
-        assert 1.5 <= gap <= 3.2, gap      # two ticks 1 s apart (2 seq a tick: 2 assets); a loaded box may skip one
+        # two ticks later (2 seq a tick: 2 assets): the first tick is at start, the next on the next whole
+        # second (signal_engine/schedule.py), then 1 s apart; a loaded box may skip one
+        assert 1.0 < gap <= 3.2, gap
+        assert parse_iso_utc(later["timestamp"]) % 1.0 < 0.5, later["timestamp"]   # on the wall-clock grid
         assert abs(time.time() - parse_iso_utc(later["timestamp"])) < 3
         assert (state / "heartbeat" / "signal_engine").exists()
         snaps = read_jsonl(Path(iso_env["LOG_DIR"]) / "signals.jsonl")
