@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import socket
 import sys
 from pathlib import Path
 
@@ -12,6 +14,49 @@ REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
+
+
+def _loopback(address: object) -> bool:
+    host = address[0] if isinstance(address, tuple) and address else None
+    if not isinstance(host, str):
+        return True                     # AF_UNIX paths, abstract sockets: local by nature
+    if host == "localhost":
+        return True
+    try:
+        ip = ipaddress.ip_address(host.split("%")[0])
+        return ip.is_loopback or ip.is_unspecified     # 0.0.0.0 / :: connect to this machine
+    except ValueError:
+        return False                    # a host name: it would need DNS, i.e. the outside world
+
+
+class NetworkRefused(OSError):
+    """A test (in this process) tried to reach something that is not 127.0.0.1."""
+
+
+@pytest.fixture(autouse=True, scope="session")
+def only_loopback():
+    """Tests talk only to 127.0.0.1: a connection anywhere else from the test process fails loudly
+    (the real site and exchanges must never be reached, even by a default URL a test forgot to
+    override). Child processes are covered by the URLs the tests give them."""
+    real_connect, real_connect_ex = socket.socket.connect, socket.socket.connect_ex
+
+    def check(sock: socket.socket, address: object) -> None:
+        if sock.family in (socket.AF_INET, socket.AF_INET6) and not _loopback(address):
+            raise NetworkRefused(f"test tried to connect to {address!r}: tests talk only to 127.0.0.1")
+
+    def connect(sock, address):
+        check(sock, address)
+        return real_connect(sock, address)
+
+    def connect_ex(sock, address):
+        check(sock, address)
+        return real_connect_ex(sock, address)
+
+    socket.socket.connect, socket.socket.connect_ex = connect, connect_ex
+    try:
+        yield
+    finally:
+        socket.socket.connect, socket.socket.connect_ex = real_connect, real_connect_ex
 
 
 @pytest.fixture

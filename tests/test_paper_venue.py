@@ -310,8 +310,7 @@ def test_outcomes_listed_down_first_fill_and_settle_by_name(tmp_path, rep, proxy
 # ---- settlement from the market's resolution --------------------------------------------------------
 def test_a_late_resolution_settles_when_it_appears_in_the_api_and_the_replicas_ledger(tmp_path, rep):
     v = paper(make_cfg(tmp_path, rep))
-    s0 = grid_start()
-    start = s0 - W if time.time() < s0 + DELAY - 1.0 else s0   # the next window to resolve, >= 1 s away
+    start = grid_start()   # the current window: it resolves at its end + DELAY, at least DELAY s from now
     m = v.view.market("BTC", start)
     up, down = fill_for(start, "UP", m.token_up), fill_for(start, "DOWN", m.token_down)
     assert v.window_result(up) is None                                          # nothing known yet
