@@ -106,14 +106,9 @@ _svc_maybe_installed() {
 }
 
 svc_start() {
-  local arg fg=0 live=0 how=plain
-  for arg in "$@"; do
-    case "$arg" in
-      --live) live=1 ;;
-      --foreground) fg=1 ;;
-      *) die "start: unknown option ${arg} (use --live and/or --foreground)" ;;
-    esac
-  done
+  local fg live how=plain
+  start_options "$@"
+  live=$START_LIVE fg=$START_FG
   if [ "$fg" = 0 ] && [ -x "$PY" ] && _svc_unit_file; then
     how=$("$PY" -m monitor.service_cli how-to-start 2>/dev/null || true)
   fi

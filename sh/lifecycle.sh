@@ -47,15 +47,24 @@ _confirm_live() {
   export MODE=live LIVE_CONFIRM="$LIVE_PHRASE"
 }
 
-cmd_start() {
-  local live=0 fg=0 arg lock mlog mpid
+# start's options, for cmd_start and the service-aware start in supervisor.sh: sets START_LIVE and
+# START_FG (0/1); an unknown option ends the command.
+start_options() {
+  local arg
+  START_LIVE=0 START_FG=0
   for arg in "$@"; do
     case "$arg" in
-      --live) live=1 ;;
-      --foreground) fg=1 ;;
+      --live) START_LIVE=1 ;;
+      --foreground) START_FG=1 ;;
       *) die "start: unknown option ${arg} (use --live and/or --foreground)" ;;
     esac
   done
+}
+
+cmd_start() {
+  local live fg lock mlog mpid
+  start_options "$@"
+  live=$START_LIVE fg=$START_FG
   bootstrap
   say "setup: browser ${BROWSER_PATH}"
   if [ "$live" = 1 ]; then _confirm_live; fi
