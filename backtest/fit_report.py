@@ -62,6 +62,27 @@ def compare(q_new: np.ndarray, q_old: np.ndarray, y: np.ndarray, boot: int = 200
     return out
 
 
+def per_fold(q_new: np.ndarray, q_old: np.ndarray, y: np.ndarray, fold: np.ndarray) -> dict:
+    """Brier change in percent at the bar minutes, per walk-forward block (is a gain consistent?)."""
+    out = {}
+    for k in np.unique(fold):
+        s = fold == k
+        out[str(int(k))] = {str(m): _r(100.0 * (brier(q_new[s, m], y[s]) / brier(q_old[s, m], y[s]) - 1.0), 3)
+                            for m in BRIER_GAIN_PCT}
+    return out
+
+
+def brief(q_new: np.ndarray, q_old: np.ndarray, y: np.ndarray, fold: np.ndarray) -> dict:
+    """A variant in a few numbers: Brier change at the bar minutes (overall and per block), worst
+    change and largest ECE over minutes 1..14."""
+    ch = {m: 100.0 * (brier(q_new[:, m], y) / brier(q_old[:, m], y) - 1.0) for m in ECE_MINUTES}
+    eces = {m: ece(q_new[:, m], y) for m in ECE_MINUTES}
+    top = max(eces, key=lambda m: eces[m])
+    return {"brier_change_pct": {str(m): _r(ch[m], 3) for m in BRIER_GAIN_PCT},
+            "worst_brier_change_pct": _r(max(ch.values()), 3), "max_ece": _r(eces[top]), "max_ece_minute": top,
+            "per_fold_brier_change_pct": per_fold(q_new, q_old, y, fold)}
+
+
 def bars(section: dict) -> list[dict]:
     """The issue's quality bars, each {bar, value, pass}."""
     rows = []

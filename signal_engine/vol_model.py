@@ -6,12 +6,19 @@ The model, for one asset, at an instant `now` with `seconds_left` to the window'
 1. **Seasonality.** The squared 1-minute log return of the minute starting at t is modelled as
    `S2(t) * v`, with `S2(t) = hour_of_week[h(t)] * minute_of_hour[m(t)]` (168 + 60 factors, mean 1
    over the fitting data; Monday 00:00 UTC is hour 0) and `v` the deseasonalised variance.
-2. **Volatility.** `v` is a blend of two exponentially weighted means of the deseasonalised squared
-   returns `x = r**2 / S2`: a fast one (half-life in minutes) and a slow one (half-life in hours),
-   `v = w_fast * ewma_fast + w_slow * ewma_slow`, each over a bounded number of the latest returns
-   (weights renormalised over the returns that exist: a gap in the data drops those minutes, it is
-   never bridged). The weights are fitted by least squares against the next 15 minutes' realised
-   variance (backtest/fit.py), so they need not sum to 1.
+2. **Volatility.** `v` is a log-linear (geometric) blend of exponentially weighted means over a few
+   spans (half-life, length, minimum count; e.g. 2 min, 10 min, 4 h):
+   `ln v = a + sum_k b_k ln E_k(r**2 / S2) [+ sum_k c_k ln E_k(pk / S2)]`, where r is the 1-minute
+   close-to-close log return and pk = ln(high / low)**2 / (4 ln 2) the Parkinson variance of the
+   1-minute candle (the range carries more information per minute than one squared return). Each
+   EWMA runs over a bounded number of the latest minutes, weights renormalised over the minutes that
+   exist (a gap drops those minutes, it is never bridged). Two blends are fitted (backtest/fit.py,
+   regression of the log of the rest of the window's realised variance): the **range blend**, used
+   when the 1-minute candles' high and low are known, and the **close-only blend**, used when they
+   are not (or a range component is unknown): the engine never breaks for lack of candles, it is
+   just a little less sharp. A close-to-close component without enough returns takes the value of
+   the slowest one that has them; every component is floored at COMPONENT_FLOOR of the slowest; the
+   range blend is held within RANGE_MAX_RATIO of the close-only one (bad high/low cannot run away).
 3. **Horizon.** The variance until the window's end is `v * H`, with `H` the integral of `S2` over
    [now, now + seconds_left] in minutes (the seasonality of the minutes still to come).
 4. **Calibration.** `z = ln(price / strike) / sqrt(v * H)`, `prob_up = T_nu(z / c(seconds_left))`:
@@ -20,10 +27,11 @@ The model, for one asset, at an instant `now` with `seconds_left` to the window'
    At the open (price == strike) prob_up is exactly 0.5; at seconds_left = 0 it is 1 when
    price >= strike (ties go Up), else 0; always clipped to [0.001, 0.999].
 
-The live engine calls `VolModel.prob_up_at(times, prices, ...)` on its tick history; the backtest
-calls `base_variance_series` on a 1-minute candle grid and the same `horizon_s2` / `prob_from_z`.
-At a candle's close time both give the same number (tests/test_vol_model.py). The parameters come
-from a versioned JSON file written by `python -m backtest fit` (`load_param_file`).
+The live engine calls `VolModel.base_variance_at(times, prices, now, minute_hl=...)` on its tick
+history (and, when it has them, the closed 1-minute candles' high/low); the backtest calls
+`base_variance_series` on a 1-minute candle grid and the same `horizon_s2` / `prob_from_z`. At a
+candle's close time both give the same number (tests/test_vol_model.py). The parameters come from a
+versioned JSON file written by `python -m backtest fit` (`load_param_file`).
 """
 
 from __future__ import annotations
@@ -39,12 +47,18 @@ import numpy as np
 from . import model
 
 MODEL_NAME = "prob_up-v2"
-FILE_FORMAT = 1
+FILE_FORMAT = 2                  # 2: log-linear blends over spans (format 1, a linear fast/slow pair: refit)
 PROB_CLIP = 0.001
 STEP_S = 60.0                    # returns are 1-minute log returns, on both paths
 HOW_OFFSET_H = 72                # epoch 0 was a Thursday 00:00 UTC: +72 h makes Monday 00:00 hour 0
 MIN_FAST_RETURNS = 3             # fewer valid returns than this in a component's span: that component is unknown
 MIN_SLOW_RETURNS = 30
+PARKINSON = 1.0 / (4.0 * math.log(2.0))
+COMPONENT_FLOOR = 1e-3           # each EWMA is at least this fraction of the slowest close-to-close one
+# The range blend is held within this factor of the close-only blend: a guard against bad high/low (a
+# feed reporting high == low, a stale candle). On the dev data ln(range / close) stayed in
+# [-0.68, 1.66] (99.8 % within +-0.65), so the guard almost never acts on real candles.
+RANGE_MAX_RATIO = 4.0
 
 
 class ParamsError(ValueError):
@@ -129,15 +143,71 @@ def minute_of_hour(t) -> np.ndarray:
     return np.floor(np.asarray(t, dtype=float) / 60.0).astype(np.int64) % 60
 
 
+def parkinson(high, low) -> np.ndarray:
+    """Parkinson's variance of one candle: ln(high / low)**2 / (4 ln 2); NaN where unknown."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        hl = np.log(np.asarray(high, dtype=float) / np.asarray(low, dtype=float))
+    return np.where(np.isfinite(hl) & (hl >= 0), hl * hl * PARKINSON, np.nan)
+
+
+def minute_range_at(minute_hl: tuple[np.ndarray, np.ndarray, np.ndarray], ends: np.ndarray) -> np.ndarray:
+    """Parkinson variance of the candle holding the midpoint of each 1-minute return ending at `ends`
+    (at a candle close: that candle); NaN when that candle is not in minute_hl."""
+    mo, hi, lo = (np.asarray(a, dtype=float) for a in minute_hl)
+    want = np.floor((np.asarray(ends, dtype=float) - STEP_S / 2.0) / STEP_S) * STEP_S
+    if not mo.size:
+        return np.full(want.shape, np.nan)
+    order = np.argsort(mo, kind="stable")
+    mo, pk = mo[order], parkinson(hi[order], lo[order])
+    i = np.minimum(np.searchsorted(mo, want), mo.size - 1)
+    return np.where(mo[i] == want, pk[i], np.nan)
+
+
+@dataclass(frozen=True)
+class LogBlend:
+    """ln v = intercept + sum_k b_close[k] ln C_k (+ sum_k b_range[k] ln R_k): C_k, R_k the EWMAs of
+    the deseasonalised squared returns / Parkinson variances over span k."""
+    intercept: float
+    b_close: tuple[float, ...]
+    b_range: tuple[float, ...] | None = None
+
+    def to_dict(self) -> dict:
+        d: dict = {"intercept": round(float(self.intercept), 6), "b_close": [round(float(b), 6) for b in self.b_close]}
+        if self.b_range is not None:
+            d["b_range"] = [round(float(b), 6) for b in self.b_range]
+        return d
+
+
+def log_parts(close_parts: list[np.ndarray], range_parts: list[np.ndarray] | None = None) -> list[np.ndarray]:
+    """The logs the blends combine (spans fastest first): a missing close component takes the value
+    of the slowest one present; range components stay NaN when missing; each floored at
+    COMPONENT_FLOOR x the slowest close component (never log 0)."""
+    close_parts = [np.asarray(p, dtype=float) for p in close_parts]
+    fill = np.full(close_parts[0].shape, np.nan)
+    for p in reversed(close_parts):
+        fill = np.where(np.isfinite(fill), fill, p)
+    floor = np.maximum(COMPONENT_FLOOR * fill, 1e-300)
+    out = [np.log(np.maximum(np.where(np.isfinite(p), p, fill), floor)) for p in close_parts]
+    for p in range_parts or []:
+        out.append(np.log(np.maximum(np.asarray(p, dtype=float), floor)))
+    return out
+
+
+def combine(blend: LogBlend, logs: list[np.ndarray]) -> np.ndarray:
+    """exp(intercept + coefficients . logs) (NaN when a component it needs is unknown)."""
+    coefs = list(blend.b_close) + list(blend.b_range or ())
+    total = np.full(np.shape(logs[0]), float(blend.intercept))
+    for b, lg in zip(coefs, logs, strict=False):
+        total = total + b * lg
+    return np.exp(total)
+
+
 @dataclass(frozen=True)
 class VolModel:
     asset: str
-    fast_halflife_min: float
-    fast_len: int
-    slow_halflife_min: float
-    slow_len: int
-    w_fast: float
-    w_slow: float
+    spans: tuple[tuple[float, int, int], ...]   # (half-life min, length, minimum count), fastest first
+    close_blend: LogBlend
+    range_blend: LogBlend | None
     nu: float | None
     season_how: np.ndarray          # (168,)
     season_moh: np.ndarray          # (60,)
@@ -149,7 +219,7 @@ class VolModel:
 
     @property
     def history_needed_s(self) -> float:
-        return (max(self.slow_len, self.fast_len) + 2) * STEP_S
+        return (max(n for _, n, _ in self.spans) + 2) * STEP_S
 
     # ---- seasonality ----
 
@@ -172,32 +242,45 @@ class VolModel:
 
     # ---- volatility ----
 
-    def blend(self, fast: np.ndarray, slow: np.ndarray) -> np.ndarray:
-        """w_fast * fast + w_slow * slow; a missing component is replaced by the other one."""
-        f = np.where(np.isfinite(fast), fast, slow)
-        s = np.where(np.isfinite(slow), slow, fast)
-        return self.w_fast * f + self.w_slow * s
+    def variance_from_parts(self, close_parts: list[np.ndarray], range_parts: list[np.ndarray] | None) -> np.ndarray:
+        """v from the EWMAs of each span: the range blend where it is known, else the close-only blend."""
+        out = combine(self.close_blend, log_parts(close_parts))
+        if self.range_blend is None or range_parts is None:
+            return out
+        ranged = combine(self.range_blend, log_parts(close_parts, range_parts))
+        ranged = np.clip(ranged, out / RANGE_MAX_RATIO, out * RANGE_MAX_RATIO)
+        return np.where(np.isfinite(ranged), ranged, out)
 
-    def base_variance_series(self, minute_open: np.ndarray, close: np.ndarray) -> np.ndarray:
+    def base_variance_series(self, minute_open: np.ndarray, close: np.ndarray, high: np.ndarray | None = None,
+                             low: np.ndarray | None = None) -> np.ndarray:
         """Backtest: v after each 1-minute candle of a series (NaN returns across gaps).
 
-        Element j is the variance known at candle j's close (minute_open[j] + 60)."""
+        Element j is the variance known at candle j's close (minute_open[j] + 60); with high and low
+        the range blend, else the close-only blend."""
         minute_open = np.asarray(minute_open, dtype=float)
         close = np.asarray(close, dtype=float)
         r = np.full(close.size, np.nan)
         if close.size > 1:
             ok = np.diff(minute_open) == STEP_S
             r[1:] = np.where(ok, np.log(close[1:] / close[:-1]), np.nan)
-        x = r * r / self.season_s2(minute_open)
-        fast = ewma_series(x, self.fast_halflife_min, self.fast_len, MIN_FAST_RETURNS)
-        slow = ewma_series(x, self.slow_halflife_min, self.slow_len, MIN_SLOW_RETURNS)
-        return self.blend(fast, slow)
+        s2 = self.season_s2(minute_open)
+        x = r * r / s2
+        cp = [ewma_series(x, hl, n, mc) for hl, n, mc in self.spans]
+        rp = None
+        if high is not None and low is not None and self.range_blend is not None:
+            xr = parkinson(high, low) / s2
+            rp = [ewma_series(xr, hl, n, mc) for hl, n, mc in self.spans]
+        return self.variance_from_parts(cp, rp)
 
-    def base_variance_at(self, times, prices, now: float, max_gap_s: float = model.DEFAULT_PARAMS.max_gap_s) -> float:
-        """Live: v at `now` from a price history (1-minute returns on a grid ending at now)."""
+    def base_variance_at(self, times, prices, now: float, max_gap_s: float = model.DEFAULT_PARAMS.max_gap_s,
+                         minute_hl: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> float:
+        """Live: v at `now` from a price history (1-minute returns on a grid ending at now).
+
+        `minute_hl` = (minute_open, high, low) of closed 1-minute candles (any subset, any order; a
+        minute not in it counts as missing): with it the range blend, without it the close-only blend."""
         times = np.asarray(times, dtype=float)
         prices = np.asarray(prices, dtype=float)
-        n = max(self.slow_len, self.fast_len)
+        n = max(length for _, length, _ in self.spans)
         ends = now - STEP_S * np.arange(n - 1, -1, -1, dtype=float)          # oldest first
         p_end = model.price_at(times, prices, ends)
         p_start = model.price_at(times, prices, ends - STEP_S)
@@ -205,10 +288,14 @@ class VolModel:
         with np.errstate(divide="ignore", invalid="ignore"):
             r = np.where(ok, np.log(p_end / p_start), np.nan)
         # A return's minute: the one containing its midpoint (on the candle grid: the candle's open).
-        x = r * r / self.season_s2(ends - STEP_S / 2.0)
-        fast = ewma_last(x[-self.fast_len:], self.fast_halflife_min, MIN_FAST_RETURNS)
-        slow = ewma_last(x[-self.slow_len:], self.slow_halflife_min, MIN_SLOW_RETURNS)
-        return float(self.blend(fast, slow)[0])
+        s2 = self.season_s2(ends - STEP_S / 2.0)
+        x = r * r / s2
+        cp = [ewma_last(x[-length:], hl, mc) for hl, length, mc in self.spans]
+        rp = None
+        if minute_hl is not None and self.range_blend is not None:
+            xr = minute_range_at(minute_hl, ends) / s2
+            rp = [ewma_last(xr[-length:], hl, mc) for hl, length, mc in self.spans]
+        return float(self.variance_from_parts(cp, rp)[0])
 
     # ---- probability ----
 
@@ -239,9 +326,10 @@ class VolModel:
     # ---- file ----
 
     def to_dict(self) -> dict:
-        return {"fast_halflife_min": self.fast_halflife_min, "fast_len": self.fast_len,
-                "slow_halflife_min": self.slow_halflife_min, "slow_len": self.slow_len,
-                "w_fast": self.w_fast, "w_slow": self.w_slow, "nu": self.nu,
+        return {"spans": [[float(hl), int(n), int(mc)] for hl, n, mc in self.spans],
+                "close_blend": self.close_blend.to_dict(),
+                **({"range_blend": self.range_blend.to_dict()} if self.range_blend else {}),
+                "nu": self.nu,
                 "season_hour_of_week": [round(float(v), 6) for v in self.season_how],
                 "season_minute_of_hour": [round(float(v), 6) for v in self.season_moh],
                 "calibration": {"seconds_left": [float(v) for v in self.calib_seconds_left],
@@ -267,6 +355,38 @@ def _vector(v, n: int | None, where: str) -> np.ndarray:
     return a
 
 
+def _coefs(v, n: int, where: str) -> tuple[float, ...]:
+    if not isinstance(v, list) or len(v) != n:
+        raise ParamsError(f"{where} must be a list of {n} numbers (one per span)")
+    if not all(isinstance(b, (int, float)) and not isinstance(b, bool) and math.isfinite(b) and abs(b) <= 10
+               for b in v):
+        raise ParamsError(f"{where} must hold finite numbers in [-10, 10]")
+    return tuple(float(b) for b in v)
+
+
+def _blend(d: object, k: int, where: str, ranged: bool) -> LogBlend:
+    if not isinstance(d, dict):
+        raise ParamsError(f"{where} must be an object with intercept, b_close{', b_range' if ranged else ''}")
+    intercept = _num(d, "intercept", -100.0, 100.0, where)
+    b_close = _coefs(d.get("b_close"), k, f"{where}.b_close")
+    b_range = _coefs(d.get("b_range"), k, f"{where}.b_range") if ranged else None
+    if sum(b_close) + sum(b_range or ()) <= 0:
+        raise ParamsError(f"{where}: the coefficients must sum to more than 0 (v must grow with the EWMAs)")
+    return LogBlend(intercept, b_close, b_range)
+
+
+def _spans(v, where: str) -> tuple[tuple[float, int, int], ...]:
+    if not isinstance(v, list) or not v or not all(isinstance(s, list) and len(s) == 3 for s in v):
+        raise ParamsError(f"{where} must be a non-empty list of [half-life min, length, minimum count]")
+    out = []
+    for i, s in enumerate(v):
+        row = dict(zip(("halflife_min", "len", "min_count"), s, strict=True))
+        hl = _num(row, "halflife_min", 0.1, 1e5, f"{where}[{i}]")
+        n = int(_num(row, "len", 1, 5000, f"{where}[{i}]"))
+        out.append((hl, n, int(_num(row, "min_count", 1, n, f"{where}[{i}]"))))
+    return tuple(out)
+
+
 def model_from_dict(asset: str, d: object) -> VolModel:
     """One asset's section of a parameter file; ParamsError naming the field when unusable."""
     where = f"assets.{asset}"
@@ -282,14 +402,12 @@ def model_from_dict(asset: str, d: object) -> VolModel:
     scale = _vector(cal.get("scale"), nodes.size, f"{where}.calibration.scale")
     if nodes.size > 1 and not np.all(np.diff(nodes) > 0):
         raise ParamsError(f"{where}.calibration.seconds_left must be strictly ascending")
+    spans = _spans(d.get("spans"), f"{where}.spans")
     return VolModel(
         asset=asset.upper(),
-        fast_halflife_min=_num(d, "fast_halflife_min", 0.1, 1e4, where),
-        fast_len=int(_num(d, "fast_len", 1, 5000, where)),
-        slow_halflife_min=_num(d, "slow_halflife_min", 0.1, 1e5, where),
-        slow_len=int(_num(d, "slow_len", 1, 5000, where)),
-        w_fast=_num(d, "w_fast", 0.0, 10.0, where),
-        w_slow=_num(d, "w_slow", 0.0, 10.0, where),
+        spans=spans,
+        close_blend=_blend(d.get("close_blend"), len(spans), f"{where}.close_blend", False),
+        range_blend=_blend(d["range_blend"], len(spans), f"{where}.range_blend", True) if "range_blend" in d else None,
         nu=nu,
         season_how=_vector(d.get("season_hour_of_week"), 168, f"{where}.season_hour_of_week"),
         season_moh=_vector(d.get("season_minute_of_hour"), 60, f"{where}.season_minute_of_hour"),
@@ -309,9 +427,6 @@ def parse_param_doc(doc: object) -> dict[str, VolModel]:
     if not isinstance(assets, dict) or not assets:
         raise ParamsError("'assets' must be a non-empty object {ASSET: parameters}")
     models = {str(a).upper(): model_from_dict(str(a), d) for a, d in assets.items()}
-    for vm in models.values():
-        if vm.w_fast + vm.w_slow <= 0:
-            raise ParamsError(f"assets.{vm.asset}: w_fast + w_slow must be > 0")
     return models
 
 

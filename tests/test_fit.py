@@ -50,6 +50,8 @@ def test_fit_command_beats_todays_model_out_of_sample_and_writes_a_loadable_file
     assert rc == 0
     models = vm.load_param_file(out)
     assert set(models) == {"BTC"} and models["BTC"].nu is not None
+    rb, cb = models["BTC"].range_blend, models["BTC"].close_blend
+    assert rb is not None and rb.b_range is not None and cb.b_range is None and sum(cb.b_close) > 0.5
     report = json.loads((rep / "fit_report.json").read_text())
     wf = report["assets"]["BTC"]["walk_forward"]
     assert set(wf["minutes"]) == {"0", "1", "2", "5", "10", "13", "14"} and len(wf["ece_every_minute"]) == 14
@@ -63,6 +65,10 @@ def test_fit_command_beats_todays_model_out_of_sample_and_writes_a_loadable_file
     late = [wf["ece_every_minute"][str(m)]["brier_change_pct"] for m in range(10, 15)]
     assert np.mean(late) < -0.5 and max(late) < 0, late
     assert {b["bar"].split(" ")[0] for b in report["assets"]["BTC"]["bars"]} >= {"Brier", "ECE"}
+    # per block and for the engine's close-only fallback (no candle high/low), the same windows
+    assert set(wf["per_fold_brier_change_pct"]) == {"1", "2"}
+    fallback = report["assets"]["BTC"]["close_only_fallback"]
+    assert set(fallback["brier_change_pct"]) == {"5", "10", "13"} and fallback["max_ece"] is not None
     assert (rep / "reliability_v2_BTC.png").stat().st_size > 10_000
 
 

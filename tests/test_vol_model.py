@@ -25,8 +25,10 @@ def toy_model(nu: float | None = 4.0, **kw) -> vm.VolModel:
     how = 1.0 + 0.5 * np.sin(np.arange(168) / 168 * 2 * np.pi)
     moh = np.ones(60)
     moh[0] = 2.0
-    args = {"asset": "BTC", "fast_halflife_min": 5.0, "fast_len": 30, "slow_halflife_min": 120.0, "slow_len": 240,
-            "w_fast": 0.6, "w_slow": 0.45, "nu": nu, "season_how": how, "season_moh": moh,
+    args = {"asset": "BTC", "spans": ((2.0, 12, 3), (10.0, 60, 3), (120.0, 240, 30)),
+            "close_blend": vm.LogBlend(-0.1, (0.1, 0.45, 0.4)),
+            "range_blend": vm.LogBlend(1.6, (0.05, 0.2, 0.5), (0.2, 0.2, -0.1)),
+            "nu": nu, "season_how": how, "season_moh": moh,
             "calib_seconds_left": np.array([60.0, 480.0, 840.0]), "calib_scale": np.array([0.7, 0.9, 1.1])}
     args.update(kw)
     return vm.VolModel(**args)
@@ -80,6 +82,50 @@ def test_live_path_equals_the_backtest_at_candle_closes():
             assert ev["prob_up"] == 0.5
 
 
+def test_range_blend_live_path_equals_the_backtest_and_falls_back_to_close_only():
+    c = random_walk_candles(900, sigma_1m=0.001, seed=6, start=T0)
+    v = toy_model()
+    with_hl = v.base_variance_series(c.open_time, c.close, c.high, c.low)
+    close_only = v.base_variance_series(c.open_time, c.close)
+    times, prices = c.price_series()
+    hl = (c.open_time, c.high, c.low)
+    for j in (40, 250, 600, 899):
+        live = v.base_variance_at(times, prices, float(times[j]), minute_hl=hl)
+        assert abs(live - with_hl[j]) <= 1e-9 * with_hl[j], (j, live, with_hl[j])
+        assert abs(v.base_variance_at(times, prices, float(times[j])) - close_only[j]) <= 1e-9 * close_only[j]
+        assert abs(with_hl[j] / close_only[j] - 1.0) > 1e-6            # the range really is used
+    # by hand at j = 899: ln v = a + b . ln EWMA(r^2 / S2) + c . ln EWMA(parkinson / S2)
+    j = 899
+    r = np.log(c.close[1:j + 1] / c.close[:j])
+    s2 = v.season_s2(c.open_time[1:j + 1])
+    pk = np.log(c.high[1:j + 1] / c.low[1:j + 1]) ** 2 / (4 * math.log(2)) / s2
+    x = r * r / s2
+    logs = []
+    for series in (x, pk):
+        for hl_min, n, _ in v.spans:
+            w = 0.5 ** (np.arange(n) / hl_min)
+            logs.append(math.log(float(np.sum(series[::-1][:n] * w) / w.sum())))
+    rb = v.range_blend
+    want = math.exp(rb.intercept + float(np.dot(list(rb.b_close) + list(rb.b_range), logs)))
+    assert abs(want - with_hl[j]) <= 1e-9 * want
+    # a few minutes without high/low (the engine missed them): those minutes drop out of the range
+    # EWMAs, the number stays finite; no candle at all for the last minutes of the fast span: close-only
+    keep = np.ones(len(c), bool)
+    keep[[880, 885]] = False
+    part = v.base_variance_at(times, prices, float(times[j]), minute_hl=(c.open_time[keep], c.high[keep], c.low[keep]))
+    assert math.isfinite(part) and part != close_only[j]
+    keep[j - 11:] = False
+    none_recent = v.base_variance_at(times, prices, float(times[j]),
+                                     minute_hl=(c.open_time[keep], c.high[keep], c.low[keep]))
+    assert abs(none_recent - close_only[j]) <= 1e-9 * close_only[j]
+    # a feed whose high == low (no range at all) moves v by at most RANGE_MAX_RATIO from close-only
+    flat = v.base_variance_at(times, prices, float(times[j]), minute_hl=(c.open_time, c.close, c.close))
+    assert abs(flat / close_only[j] - 1.0 / vm.RANGE_MAX_RATIO) < 1e-9 or flat / close_only[j] > 1 / vm.RANGE_MAX_RATIO
+    assert flat <= close_only[j] * vm.RANGE_MAX_RATIO * (1 + 1e-12)
+    # between candle closes the live path still answers (the current minute's candle is not closed yet)
+    assert math.isfinite(v.base_variance_at(times, prices, float(times[j]) + 25.0, minute_hl=hl))
+
+
 def test_horizon_seasonality_and_probability_by_hand():
     v = toy_model(season_how=np.ones(168))
     # whole minutes from a minute boundary: minute 0 of the hour counts twice
@@ -101,7 +147,9 @@ def test_parameter_file_round_trip_and_every_problem_named(tmp_path):
     doc = vm.write_param_doc(path, {"BTC": toy_model()}, {"created": "x", "per_asset": {"BTC": {"fitted_on": {}}}})
     assert doc["version"] == 2 and "per_asset" not in doc and oct(path.stat().st_mode & 0o777) == "0o600"
     back = vm.load_param_file(path)["BTC"]
-    assert back.nu == 4.0 and back.fast_len == 30 and np.allclose(back.season_how, toy_model().season_how, atol=1e-6)
+    assert back.nu == 4.0 and back.spans == toy_model().spans and back.range_blend == toy_model().range_blend
+    assert np.allclose(back.season_how, toy_model().season_how, atol=1e-6)
+    assert vm.load_param_file(_without_range(path, tmp_path))["BTC"].range_blend is None
     with pytest.raises(vm.ParamsError, match="does not exist"):
         vm.load_param_file(tmp_path / "absent.json")
     (tmp_path / "bad.json").write_text("{not json")
@@ -110,17 +158,32 @@ def test_parameter_file_round_trip_and_every_problem_named(tmp_path):
     for mutate, field in ((lambda a: a.update(nu=-1), "nu"),
                           (lambda a: a.update(season_hour_of_week=[1.0] * 167), "season_hour_of_week"),
                           (lambda a: a["calibration"].update(seconds_left=[840, 480, 60]), "ascending"),
-                          (lambda a: a.update(w_fast=0, w_slow=0), "w_fast \\+ w_slow")):
+                          (lambda a: a["close_blend"].update(b_close=[0, 0, 0]), "sum to more than 0"),
+                          (lambda a: a["range_blend"].update(b_range=[0.1]), "range_blend.b_range"),
+                          (lambda a: a.update(spans=[[2.0, 12, 30]]), "spans\\[0\\].min_count")):
         d = json.loads(path.read_text())
         mutate(d["assets"]["BTC"])
         (tmp_path / "m.json").write_text(json.dumps(d))
         with pytest.raises(vm.ParamsError, match=field):
             vm.load_param_file(tmp_path / "m.json")
     d = json.loads(path.read_text())
+    d["format"] = 1                                                  # the linear fast/slow pair: refit
+    (tmp_path / "f.json").write_text(json.dumps(d))
+    with pytest.raises(vm.ParamsError, match="format 2"):
+        vm.load_param_file(tmp_path / "f.json")
+    d = json.loads(path.read_text())
     d["version"] = 3
     (tmp_path / "v.json").write_text(json.dumps(d))
     with pytest.raises(vm.ParamsError, match="version 2"):
         vm.load_param_file(tmp_path / "v.json")
+
+
+def _without_range(path: Path, tmp_path: Path) -> Path:
+    d = json.loads(path.read_text())
+    del d["assets"]["BTC"]["range_blend"]
+    out = tmp_path / "close_only.json"
+    out.write_text(json.dumps(d))
+    return out
 
 
 def _engine(tmp_path: Path, **env) -> SignalEngine:
