@@ -253,14 +253,16 @@ DIRECTION_NAMES = {1: "UP", -1: "DOWN", 0: "NO_TRADE"}
 
 def evaluate(times, prices, now: float, window_start: float, window_seconds: float,
              open_price: float | None = None, params: ModelParams = DEFAULT_PARAMS,
-             vol=None, reference: float | None = None) -> dict:
+             vol=None, reference: float | None = None, minute_hl=None) -> dict:
     """Everything signal.json needs at one instant, from the history up to `now`.
 
     `open_price` (the strike) defaults to the interpolated price at the window's start (None if
     the history does not reach back that far, in which case prob_up is None). `reference` is the
     price compared with it (default: the history's price at `now`). `vol`: a
     signal_engine.vol_model.VolModel (prob_up v2); None, or a history too short for its
-    volatility, uses today's model (v1) and says so in "model".
+    volatility, uses today's model (v1) and says so in "model". `minute_hl`: closed 1-minute candles'
+    (minute_open, high, low) for v2's range blend (signal_engine/candles.py); "vol_input" says whether
+    v2 used them ("range") or its close-only blend ("close"); None under v1.
     """
     times = np.asarray(times, dtype=float)
     prices = np.asarray(prices, dtype=float)
@@ -272,10 +274,11 @@ def evaluate(times, prices, now: float, window_start: float, window_seconds: flo
         open_price = float(price_at(times, prices, window_start)[0])
     seconds_left = max(0.0, window_start + window_seconds - now)
     p = None
-    name = "prob_up-v1"
-    base = vol.base_variance_at(times, prices, now, params.max_gap_s) if vol is not None else math.nan
+    name, vol_input = "prob_up-v1", None
+    base, used = vol.base_variance_and_input_at(times, prices, now, params.max_gap_s, minute_hl) \
+        if vol is not None else (math.nan, None)
     if vol is not None and math.isfinite(base) and base > 0:
-        name = vol.name
+        name, vol_input = vol.name, used
         sigma = vol.sigma_per_sqrt_s(now, seconds_left, base)
         if open_price is not None:
             p = float(np.ravel(vol.prob_up(open_price, ref, now, seconds_left, base))[0])
@@ -285,6 +288,7 @@ def evaluate(times, prices, now: float, window_start: float, window_seconds: flo
             p = float(np.ravel(prob_up(open_price, ref, seconds_left, sigma, h["score"][0], params))[0])
     return {
         "model": name,
+        "vol_input": vol_input,
         "direction": DIRECTION_NAMES[int(h["direction"][0])],
         "confidence": round(float(h["confidence"][0]), 1),
         "score": float(h["score"][0]),

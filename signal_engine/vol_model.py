@@ -274,7 +274,15 @@ class VolModel:
 
     def base_variance_at(self, times, prices, now: float, max_gap_s: float = model.DEFAULT_PARAMS.max_gap_s,
                          minute_hl: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> float:
-        """Live: v at `now` from a price history (1-minute returns on a grid ending at now).
+        """Live: v at `now` from a price history (see base_variance_and_input_at)."""
+        return self.base_variance_and_input_at(times, prices, now, max_gap_s, minute_hl)[0]
+
+    def base_variance_and_input_at(self, times, prices, now: float,
+                                   max_gap_s: float = model.DEFAULT_PARAMS.max_gap_s,
+                                   minute_hl: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+                                   ) -> tuple[float, str]:
+        """Live: (v, input) at `now` from a price history (1-minute returns on a grid ending at now);
+        input is "range" when every span's range EWMA was known, else "close".
 
         `minute_hl` = (minute_open, high, low) of closed 1-minute candles (any subset, any order; a
         minute not in it counts as missing): with it the range blend, without it the close-only blend."""
@@ -295,7 +303,8 @@ class VolModel:
         if minute_hl is not None and self.range_blend is not None:
             xr = minute_range_at(minute_hl, ends) / s2
             rp = [ewma_last(xr[-length:], hl, mc) for hl, length, mc in self.spans]
-        return float(self.variance_from_parts(cp, rp)[0])
+        used = "range" if rp is not None and all(np.all(np.isfinite(p)) for p in rp) else "close"
+        return float(self.variance_from_parts(cp, rp)[0]), used
 
     # ---- probability ----
 

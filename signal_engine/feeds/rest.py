@@ -31,6 +31,7 @@ from .base import (
 )
 
 STEP_S = 60.0             # backfill candles are 1 minute
+Candles1m = tuple[np.ndarray, np.ndarray, np.ndarray]   # (minute_open epoch s, high, low), oldest first
 MAX_TRADE_AGE_S = 120.0   # Coinbase: a last trade older than this means a frozen book
 
 
@@ -134,6 +135,28 @@ class BinanceFeed(WallClockMixin):
         t, p = _completed(t, p, self.clock())
         return check_series(self.name, asset, t, p)
 
+    def candles(self, asset: str, minutes: int) -> Candles1m:
+        """The last `minutes` closed 1-minute candles' (minute_open, high, low), oldest first."""
+        rows = self.http.get_json("/api/v3/klines", {"symbol": self.symbol(asset), "interval": "1m",
+                                                     "limit": int(min(1000, minutes + 1))}, asset)
+        return _candle_rows(self.name, asset, rows, lambda r: (float(r[0]) / 1000.0, r[2], r[3]), self.clock())
+
+
+def _candle_rows(source: str, asset: str, rows: object, pick: Callable, now: float) -> Candles1m:
+    """(minute_open, high, low) of the rows' closed candles (the one still forming is left out),
+    sorted; BadPayload when the rows are not candles or a high/low is not a sane price."""
+    if not isinstance(rows, list):
+        raise BadPayload(source, asset, f"candles is not a list: {_snippet(str(rows))!r}")
+    try:
+        got = sorted((t, parse_price(source, asset, h), parse_price(source, asset, lo))
+                     for t, h, lo in (pick(r) for r in rows) if t + STEP_S <= now)
+    except (TypeError, IndexError, ValueError):
+        raise BadPayload(source, asset, f"candle rows have no time/high/low: {_snippet(str(rows[:1]))!r}") from None
+    if any(lo > h for _, h, lo in got):
+        raise BadPayload(source, asset, "a candle's low is above its high")
+    mo, hi, lo = (np.array(col, dtype=float) for col in zip(*got, strict=True)) if got else (np.empty(0),) * 3
+    return mo, hi, lo
+
 
 def _parse_time(source: str, asset: str, text: object) -> float:
     if not isinstance(text, str):
@@ -191,3 +214,10 @@ class CoinbaseFeed(WallClockMixin):
         t, p = _completed(t, p, now)
         keep = t >= now - seconds - STEP_S
         return check_series(self.name, asset, t[keep], p[keep])
+
+    def candles(self, asset: str, minutes: int) -> Candles1m:
+        """The latest closed 1-minute candles' (minute_open, high, low), oldest first (Coinbase sends
+        up to 300, newest first, as [time, low, high, open, close, volume])."""
+        rows = self.http.get_json(f"/products/{self.product(asset)}/candles", {"granularity": 60}, asset)
+        mo, hi, lo = _candle_rows(self.name, asset, rows, lambda r: (float(r[0]), r[2], r[1]), self.clock())
+        return mo[-minutes:], hi[-minutes:], lo[-minutes:]
