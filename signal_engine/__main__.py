@@ -23,7 +23,7 @@ import sys
 from core import instance_lock
 from core.exit_codes import ExitStatus
 
-from .schedule import run_schedule
+from .schedule import PUBLISH_MIN_GAP_S, Wakeup, run_schedule
 from .shutdown import ShutdownRequested, Stopper
 
 log = logging.getLogger("signal_engine")
@@ -31,10 +31,34 @@ log = logging.getLogger("signal_engine")
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m signal_engine",
-                                 description="Write state/signal.json every SIGNAL_INTERVAL seconds.")
+                                 description="Write state/signal.json every SIGNAL_INTERVAL seconds"
+                                             " and on every streamed price.")
     ap.add_argument("--once", action="store_true",
                     help="compute one signal per asset, print it to stdout (one JSON object a line), exit")
     return ap.parse_args(argv)
+
+
+def start_candles(engine, feed, thread: bool = True):
+    """The 1-minute candle refresher (prob_up v2's range blend), when a model has one and a feed of the
+    chain serves candles; else None (the model's close-only blend, said once in the log). Without
+    `thread` (--once): the first fill only."""
+    from .candles import CandleRefresher, candle_source
+
+    if not engine.wants_candles():
+        return None
+    source = candle_source(feed.feeds)
+    if source is None:
+        log.info("no feed serves 1-minute candles (%s): prob_up uses its close-only volatility blend",
+                 ",".join(f.name for f in feed.feeds))
+        return None
+    ref = CandleRefresher(source, list(engine.assets), engine.candles)
+    ref.refresh_all()            # the first fill before the first publish, each request with its timeout
+    if not thread:
+        return None
+    ref.start()
+    log.info("1-minute candles (high/low for prob_up's range blend) from %s, refreshed after every minute",
+             source.name)
+    return ref
 
 
 def lock_paths(cfg) -> list:
@@ -94,6 +118,7 @@ def _main(args: argparse.Namespace, stopper: Stopper) -> int:
     engine = SignalEngine(cfg, feed, chainlink=chainlink)
     if args.once:
         engine.backfill()
+        start_candles(engine, feed, thread=False)
         for doc in engine.tick(write=False).values():
             print(json.dumps(doc, allow_nan=False))
         return ExitStatus.OK
@@ -107,16 +132,25 @@ def _main(args: argparse.Namespace, stopper: Stopper) -> int:
     engine.prepare()
     engine.write_starting()
     engine.backfill()
-    streams = start_streams(feed, chainlink)       # after the backfill: REST fills the history, streams follow
+    candles = start_candles(engine, feed)
+    wake = Wakeup()                # the streams name the assets they bring news for; this thread publishes
+    streams = start_streams(feed, chainlink, on_message=wake.notify)   # after the backfill: REST fills the history
+    if streams:
+        log.info("publishing on every streamed price too (at most every %g s per asset), when the stream"
+                 " is the price source", PUBLISH_MIN_GAP_S)
     try:
-        run_schedule(engine.tick, cfg.signal_interval, cfg.window_seconds)
+        run_schedule(engine.tick, cfg.signal_interval, cfg.window_seconds, wake=wake if streams else None,
+                     publish=engine.publish_event)
     finally:
         for s in streams:
             s.stop()
+        if candles is not None:
+            candles.stop()
         left = engine.leftover_temp_files()
         for tmp in left:   # atomic_write_bytes removes its temp file on any exit; belt and braces
             tmp.unlink(missing_ok=True)
-        log.info("exiting after %d ticks (last seq %d)", engine.ticks, engine.seq)
+        log.info("exiting after %d ticks and %d publishes on streamed prices (last seq %d)", engine.ticks,
+                 engine.event_publishes, engine.seq)
         for fh in locks:           # released by the exit anyway; explicit for the reader
             fh.close()
     return ExitStatus.OK

@@ -101,9 +101,12 @@ class CandleRefresher(threading.Thread):
             log.warning("%s: 1-minute candles from %s again (%d minutes held)", asset, self.source.name, n)
         return True
 
+    def refresh_all(self) -> bool:
+        return all([self.refresh(a) for a in self.assets])
+
     def run(self) -> None:
         while not self.stop_event.is_set():
-            ok = all([self.refresh(a) for a in self.assets])
+            ok = self.refresh_all()
             now = self.clock()
             nxt = math.floor(now / STEP_S) * STEP_S + STEP_S + AFTER_CLOSE_S
             wait = nxt - now if ok else min(RETRY_S, nxt - now + STEP_S)

@@ -3,7 +3,9 @@
 One `SignalEngine.tick()` fetches a price per asset through the fallback chain, appends it to
 that asset's bounded history, evaluates the model and replaces the asset's signal file
 atomically (cfg.signal_path_for: `signal.json` for the first asset, `signal-<asset>.json` for
-each further one). What the file says when the engine cannot vouch for a number:
+each further one). Between the scheduled ticks, `publish_event` does the same for the assets a
+stream has just brought a price (or a Chainlink reference) for (schedule.py coalesces them).
+What the file says when the engine cannot vouch for a number:
 - stale (no accepted price within cfg.stale_after s): `stale: true`, `NO_TRADE`, confidence 50,
   `prob_up: null`, the last known price and its source kept for display; one log line when an
   asset goes stale and one when it recovers;
@@ -41,6 +43,7 @@ from core.strikes import StrikeReader
 from core.window_grid import Window, iso_utc, window_at
 
 from . import model, vol_model
+from .candles import CandleBook
 from .feeds import AllFeedsFailed, FallbackChain, Tick
 from .reference import Reference, ReferenceTracker
 from .tick_history import TickHistory
@@ -110,6 +113,7 @@ class SignalEngine:
         self.pid = os.getpid()
         self.seq = 0
         self.ticks = 0
+        self.event_publishes = 0                 # partial ticks on a stream's message (publish_event)
         self.guard: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext
         self.vol_models, why = load_vol_models(cfg)
         self._log_models(why)
@@ -117,6 +121,7 @@ class SignalEngine:
         self.history_keep_s = max([HISTORY_KEEP_S, *(n + 120.0 for n in needed)])
         self.assets = {a: AssetState(a, cfg.signal_path_for(a), TickHistory(self.history_keep_s)) for a in cfg.assets}
         self.strikes = StrikeReader(cfg.state_dir)
+        self.candles = CandleBook()              # closed 1-minute high/low (candles.CandleRefresher fills it)
         self.reference = ReferenceTracker(keep_s=max(900.0, float(cfg.window_seconds)) + 300.0)
         self._next_snapshot: float | None = None
         self.write_error: str | None = None      # a failed write (disk full, unwritable): publishing paused
@@ -178,14 +183,17 @@ class SignalEngine:
 
     # ---- one tick ------------------------------------------------------------------
 
-    def tick(self, write: bool = True) -> dict[str, dict]:
-        """One signal per asset. A write that fails (disk full, an unwritable STATE_DIR) is a state,
-        not a crash: nothing more is published (the files keep their last, ageing document, so every
-        reader sees it go stale), the heartbeat goes on, and every tick tries again: the first write
-        that succeeds resumes publishing."""
+    def tick(self, write: bool = True, only: set[str] | None = None) -> dict[str, dict]:
+        """One signal per asset (or per asset of `only`: a partial tick, see publish_event). A write that
+        fails (disk full, an unwritable STATE_DIR) is a state, not a crash: nothing more is published
+        (the files keep their last, ageing document, so every reader sees it go stale), the heartbeat
+        goes on, and every tick tries again: the first write that succeeds resumes publishing. The
+        heartbeat and the snapshots are the full ticks' business (their schedule is unchanged)."""
         docs = {}
         failed: OSError | None = None
         for st in self.assets.values():
+            if only is not None and st.asset not in only:
+                continue
             t0 = time.perf_counter()
             doc = self._compute(st)
             if write and failed is None:
@@ -198,6 +206,11 @@ class SignalEngine:
                     t2 = time.perf_counter()
                     st.prev_latency_ms, st.prev_write_ms = (replaced_at - t0) * 1000.0, (t2 - t1) * 1000.0
             docs[st.asset] = doc
+        if only is not None:
+            self.event_publishes += 1
+            if write:
+                self._note_write(failed)
+            return docs
         self.ticks += 1
         if write:
             self._beat()
@@ -210,6 +223,17 @@ class SignalEngine:
                                 " published, the next snapshot is tried in %.0f s", self.cfg.signals_log_path,
                                 exc, SNAPSHOT_EVERY_S)
         return docs
+
+    def publish_event(self, assets: set[str]) -> set[str]:
+        """A stream brought news for `assets` (schedule.run_schedule, on the main thread): publish those
+        whose price the fallback chain takes from a stream right now (from memory, no network call);
+        on REST fallback, or while writes fail, the schedule alone publishes. Returns the assets written."""
+        if self.write_error is not None:
+            return set()
+        ready = {a for a in assets if a in self.assets and self.feed.streaming(a)}
+        if not ready:
+            return set()
+        return set(self.tick(only=ready)) if self.write_error is None else set()
 
     def _beat(self) -> None:
         try:
@@ -304,7 +328,8 @@ class SignalEngine:
         ref = self.reference.reference(st.asset, float(prices[-1]), age, self.wall(), self.cfg.stale_after)
         strike = self._strike(st, window, open_price)
         ev = model.evaluate(times, prices, now, window.start, self.cfg.window_seconds,
-                            open_price=strike.price, vol=self.vol_models.get(st.asset), reference=ref.price)
+                            open_price=strike.price, vol=self.vol_models.get(st.asset), reference=ref.price,
+                            minute_hl=self.candles.snapshot(st.asset))
         reason = None
         if strike.price is None:
             reason = ("window open unknown: the history does not reach back to this window's start"
@@ -369,6 +394,7 @@ class SignalEngine:
             "price_time": iso_utc(tick.ts) if tick else None,
             "price_age_s": None if st.last_accept_mono is None else round(self.mono() - st.last_accept_mono, 3),
             "sigma_per_sqrt_s": _finite(ev["sigma"]) if ev and ev["sigma"] is not None else None,
+            "vol_input": ev.get("vol_input") if ev else None,
             "basis_estimate": None if not (ev and ref) or ref.basis is None else round(ref.basis, 7),
             "mode": self.cfg.mode,
             "interval": self.cfg.signal_interval,
@@ -394,6 +420,10 @@ class SignalEngine:
         with self.guard():
             for doc in docs.values():
                 append_jsonl(self.cfg.signals_log_path, doc)
+
+    def wants_candles(self) -> bool:
+        """Some asset's model has a range blend: worth fetching the exchange's 1-minute candles."""
+        return any(vm.range_blend is not None for vm in self.vol_models.values())
 
     def leftover_temp_files(self) -> list[Path]:
         return sorted(self.cfg.state_dir.glob(TEMP_GLOB))

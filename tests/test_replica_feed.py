@@ -150,6 +150,7 @@ def test_engine_once_reads_the_replica_and_knows_the_venues_price_to_beat(rep, i
     for asset, doc in docs.items():
         path = PricePath(asset, SEED, WINDOW_S)
         assert doc["source"] == "replica" and doc["stale"] is False and doc["prob_up"] is not None
+        assert (doc["model"], doc["vol_input"]) == ("prob_up-v2", "range")   # the replica serves candles
         ts = parse_iso_utc(doc["price_time"])
         lo, hi = path_range(path, ts - 0.05, ts + 0.05)     # price_time is the receive time (ms)
         assert lo <= doc["price"] <= hi

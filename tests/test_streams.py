@@ -201,7 +201,7 @@ def test_the_engine_process_streams_trades_and_chainlink_with_rest_behind(ws, re
             d = doc()
             return d if d["source"] == "binance_ws" and d["reference_source"] == "chainlink" else None
 
-        d = wait_for(streamed, 45, "a signal priced by the stream against Chainlink")   # past the chain's cool-down
+        d = wait_for(streamed, 45, "a signal priced by the stream against Chainlink")
         assert d["price"] == 89650.0 and d["reference_price"] == 89660.0 and d["stale"] is False
         assert d["strike_source"] == "feed_open" and d["prob_up"] is not None
     finally:

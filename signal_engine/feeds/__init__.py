@@ -5,9 +5,12 @@ same Binance client), `replay` (a candle file), `sim` (seeded random walk).
 `build_feed` returns a FallbackChain over cfg.feeds in order, preceded by a WebSocket trade stream
 when PRICE_STREAM=binance (stream.py; not started: the caller starts it, `start_streams`).
 `build_chainlink(cfg)`: the Chainlink reference stream when CHAINLINK_WS_URL is set, else None.
+`start_streams(chain, chainlink, on_message=...)` starts them; `on_message` hears every accepted message.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from core.config import Config
 
@@ -75,9 +78,14 @@ def build_chainlink(cfg: Config) -> StreamFeed | None:
     return StreamFeed(ChainlinkPrices(), cfg.chainlink_ws_url, cfg.assets, max(1.0, cfg.stale_after))
 
 
-def start_streams(chain: FallbackChain, *others: StreamFeed | None) -> list[StreamFeed]:
+def start_streams(chain: FallbackChain, *others: StreamFeed | None,
+                  on_message: Callable[[list[str]], None] | None = None) -> list[StreamFeed]:
+    """Start the chain's streams and `others`; `on_message(assets)`, if given, hears each accepted message
+    (on the stream's thread: it must only signal, e.g. schedule.Wakeup.notify)."""
     streams = [f for f in chain.feeds if isinstance(f, StreamFeed)] + [o for o in others if o is not None]
     for s in streams:
+        if on_message is not None:
+            s.on_message = on_message
         s.start()
     return streams
 

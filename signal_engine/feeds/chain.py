@@ -4,7 +4,10 @@ Every tick is validated here: a price of 0, negative, NaN/inf, or more than 50% 
 last accepted price of that asset is dropped and counted, and the next source is tried. A source
 that failed is put on a short cool-down (1, 2, 4 ... 30 s) during which the others are asked
 first, so a hanging exchange does not cost its timeout on every tick; when every source is
-cooling down they are all tried anyway, in order.
+cooling down they are all tried anyway, in order. A stream (`is_stream`: its latest() reads memory
+and costs nothing) is never cooled down: the moment it has a fresh price again, it answers first.
+`streaming(asset)` says whether the next answer would come from a stream (the engine publishes on a
+stream's messages only then; on REST fallback the schedule alone publishes).
 """
 
 from __future__ import annotations
@@ -59,7 +62,7 @@ class FallbackChain:
 
     def _order(self) -> list[PriceFeed]:
         now = self.mono()
-        ready = [f for f in self.feeds if self._cool_until.get(f.name, 0.0) <= now]
+        ready = [f for f in self.feeds if getattr(f, "is_stream", False) or self._cool_until.get(f.name, 0.0) <= now]
         cooling = [f for f in self.feeds if f not in ready]
         return ready + cooling
 
@@ -68,7 +71,9 @@ class FallbackChain:
         self._fails[feed.name] = n
         self._cool_until[feed.name] = self.mono() + min(COOLDOWN_MAX_S, 2.0 ** (n - 1))
         self.dropped[exc.kind] += 1
-        if n == 1 and len(self.feeds) > 1:
+        if n == 1 and len(self.feeds) > 1 and getattr(feed, "is_stream", False):
+            log.warning("%s failing (%s): the next sources answer until it has a fresh price again", feed.name, exc)
+        elif n == 1 and len(self.feeds) > 1:
             log.warning("%s failing (%s): asking the other sources first, retrying it after a cool-down"
                         " of up to %g s", feed.name, exc, COOLDOWN_MAX_S)
 
@@ -100,6 +105,18 @@ class FallbackChain:
             self.last_source[asset] = feed.name
             return tick
         raise AllFeedsFailed(asset, errors)
+
+    def streaming(self, asset: str) -> bool:
+        """True when the next latest(asset) would be answered by a stream, from memory (no network call)."""
+        first = self._order()[0]
+        if not getattr(first, "is_stream", False):
+            return False
+        try:
+            tick = first.latest(asset.upper())
+            check_price(first.name, asset.upper(), tick.price, self.last_price.get(asset.upper()), self.max_jump)
+        except FeedError:
+            return False
+        return True
 
     def history(self, asset: str, seconds: float) -> tuple[np.ndarray, np.ndarray, str]:
         """(times, prices, source) from the first source that can backfill; AllFeedsFailed else."""

@@ -158,15 +158,17 @@ def _ms(v) -> float:
 
 
 class StreamFeed:
-    """A WebSocket source behind the PriceFeed interface (latest/history/clock) plus drain()."""
+    """A WebSocket source behind the PriceFeed interface (latest/history/clock) plus drain().
+    `on_message(assets)` is called on the stream's thread with the assets of each accepted message."""
 
     supports_history = False
+    is_stream = True          # latest() reads memory: the fallback chain never cools it down
 
     def __init__(self, protocol, base_url: str, assets: Sequence[str], silence_s: float,
                  name: str | None = None, clock: Callable[[], float] = time.time,
                  mono: Callable[[], float] = time.monotonic, backoff_base: float = BACKOFF_BASE_S,
                  backoff_max: float = BACKOFF_MAX_S, rng: Callable[[], float] = random.random,
-                 on_message: Callable[[], None] | None = None):
+                 on_message: Callable[[list[str]], None] | None = None):
         self.protocol = protocol
         self.name = name or protocol.name
         self.assets = [a.upper() for a in assets]
@@ -232,7 +234,7 @@ class StreamFeed:
                 log.warning("%s: skipped a message that is not the recorded shape (%s); %d so far",
                             self.name, exc, self.counts["bad_message"])
             return 0
-        added = 0
+        added: list[str] = []
         now_wall, now_mono = self._clock(), self.mono()
         for asset, price, ts in items:
             why = self._refuse(asset, price, ts, now_wall)
@@ -243,12 +245,12 @@ class StreamFeed:
             with self._lock:
                 self._last[asset] = obs
                 self._queues[asset].append(obs)
-            added += 1
+            added.append(asset)
         if added:
             self.counts["messages"] += 1
             if self.on_message is not None:
-                self.on_message()
-        return added
+                self.on_message(added)        # only signals (schedule.Wakeup.notify): the main thread publishes
+        return len(added)
 
     def _refuse(self, asset: str, price: float, ts: float, now: float) -> str | None:
         if not math.isfinite(price) or price <= 0:
