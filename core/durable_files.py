@@ -76,8 +76,13 @@ def _why(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def atomic_write_bytes(path: Path | str, data: bytes, mode: int = 0o600) -> float:
+def atomic_write_bytes(path: Path | str, data: bytes, mode: int = 0o600, durable: bool = True) -> float:
     """Write `data` to `path` atomically: temp file in the same dir, fsync, replace, fsync dir.
+
+    `durable=False` skips both fsyncs: readers still never see a torn file (the replace is atomic),
+    but a power cut may leave the previous or an empty file. Only for files rewritten many times a
+    second whose readers treat an empty file as corrupt and whose writer replaces it at start (the
+    signal engine's publishes on streamed prices).
 
     Returns time.perf_counter() taken just after os.replace: when readers see the new content.
     On any failure (a write, fsync or the replace) raises DurableWriteError, `path` keeps its old
@@ -93,7 +98,8 @@ def atomic_write_bytes(path: Path | str, data: bytes, mode: int = 0o600) -> floa
             stage = "chmod"
             os.fchmod(fd, mode)
             stage = "fsync"
-            os.fsync(fd)
+            if durable:
+                os.fsync(fd)
         finally:
             os.close(fd)
         stage = "replace"
@@ -112,14 +118,15 @@ def atomic_write_bytes(path: Path | str, data: bytes, mode: int = 0o600) -> floa
                                                f" the file keeps its previous content", path, stage,
                                     intact=True) from exc
         raise
-    fsync_dir(path.parent)
+    if durable:
+        fsync_dir(path.parent)
     return replaced_at
 
 
-def atomic_write_json(path: Path | str, obj: Any, mode: int = 0o600) -> float:
+def atomic_write_json(path: Path | str, obj: Any, mode: int = 0o600, durable: bool = True) -> float:
     """atomic_write_bytes of the JSON text; returns the perf_counter() reading at the replace."""
     data = json.dumps(obj, indent=2, sort_keys=False, allow_nan=False).encode() + b"\n"
-    return atomic_write_bytes(path, data, mode)
+    return atomic_write_bytes(path, data, mode, durable)
 
 
 @dataclass(frozen=True)

@@ -253,7 +253,7 @@ DIRECTION_NAMES = {1: "UP", -1: "DOWN", 0: "NO_TRADE"}
 
 def evaluate(times, prices, now: float, window_start: float, window_seconds: float,
              open_price: float | None = None, params: ModelParams = DEFAULT_PARAMS,
-             vol=None, reference: float | None = None, minute_hl=None) -> dict:
+             vol=None, reference: float | None = None, minute_hl=None, memo: dict | None = None) -> dict:
     """Everything signal.json needs at one instant, from the history up to `now`.
 
     `open_price` (the strike) defaults to the interpolated price at the window's start (None if
@@ -263,11 +263,25 @@ def evaluate(times, prices, now: float, window_start: float, window_seconds: flo
     volatility, uses today's model (v1) and says so in "model". `minute_hl`: closed 1-minute candles'
     (minute_open, high, low) for v2's range blend (signal_engine/candles.py); "vol_input" says whether
     v2 used them ("range") or its close-only blend ("close"); None under v1.
+
+    `memo` (a dict the caller keeps per asset): the slow parts (the heuristic's features, the
+    volatility) are computed once per wall-clock second and reused by further calls in that second
+    (the engine publishes each streamed price: up to ~20 a second); the price, the reference, the
+    strike, the time left and prob_up are always those of `now`.
     """
     times = np.asarray(times, dtype=float)
     prices = np.asarray(prices, dtype=float)
-    f = features(times, prices, now, params)
-    h = heuristic(f, params)
+    key = (math.floor(now), id(vol), params)
+    if memo is not None and memo.get("key") == key:
+        f, h, base, used, v1_sigma = memo["parts"]
+    else:
+        f = features(times, prices, now, params)
+        h = heuristic(f, params)
+        base, used = vol.base_variance_and_input_at(times, prices, now, params.max_gap_s, minute_hl) \
+            if vol is not None else (math.nan, None)
+        v1_sigma = None
+        if memo is not None:
+            memo["key"], memo["parts"] = key, (f, h, base, used, v1_sigma)
     price = float(price_at(times, prices, now)[0])
     ref = price if reference is None else float(reference)
     if open_price is None and times.size and times[0] <= window_start <= now:
@@ -275,15 +289,15 @@ def evaluate(times, prices, now: float, window_start: float, window_seconds: flo
     seconds_left = max(0.0, window_start + window_seconds - now)
     p = None
     name, vol_input = "prob_up-v1", None
-    base, used = vol.base_variance_and_input_at(times, prices, now, params.max_gap_s, minute_hl) \
-        if vol is not None else (math.nan, None)
     if vol is not None and math.isfinite(base) and base > 0:
         name, vol_input = vol.name, used
         sigma = vol.sigma_per_sqrt_s(now, seconds_left, base)
         if open_price is not None:
             p = float(np.ravel(vol.prob_up(open_price, ref, now, seconds_left, base))[0])
     else:
-        sigma = float(realized_sigma(times, prices, now, params=params)[0])
+        sigma = v1_sigma if v1_sigma is not None else float(realized_sigma(times, prices, now, params=params)[0])
+        if memo is not None and memo.get("key") == key:
+            memo["parts"] = (f, h, base, used, sigma)
         if open_price is not None:
             p = float(np.ravel(prob_up(open_price, ref, seconds_left, sigma, h["score"][0], params))[0])
     return {
