@@ -27,6 +27,7 @@ from backtest import fit_report as fr
 from core.durable_files import atomic_write_json
 from core.window_grid import iso_utc
 from signal_engine import vol_model as vm
+from signal_engine import vol_params
 from signal_engine.history import concat, load_candles
 
 REPO = Path(__file__).resolve().parent.parent
@@ -123,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
             report["assets"][asset], models[asset], per_asset[asset] = fit_one(asset, paths, a, plots)
         meta = {"created": iso_utc(time.time()), "command": report["generated_by"],
                 "walk_forward_report": _rel(a.report / "fit_report.json"), "per_asset": per_asset}
-        vm.write_param_doc(a.out, models, meta)
+        vol_params.write_param_doc(a.out, models, meta)
         report["runtime_s"] = round(time.monotonic() - t0, 2)
         a.report.mkdir(parents=True, exist_ok=True)
         atomic_write_json(a.report / "fit_report.json", report)

@@ -42,7 +42,7 @@ from core.signal_doc import SignalDoc, SignalWindow
 from core.strikes import StrikeReader
 from core.window_grid import Window, iso_utc, window_at
 
-from . import model, vol_model
+from . import model, vol_model, vol_params
 from .candles import CandleBook
 from .feeds import AllFeedsFailed, FallbackChain, Tick
 from .reference import Reference, ReferenceTracker
@@ -91,8 +91,8 @@ def load_vol_models(cfg: Config) -> tuple[dict[str, vol_model.VolModel], str]:
     if cfg.prob_model_file is None:
         return {}, "PROB_MODEL_FILE=off"
     try:
-        return vol_model.load_param_file(cfg.prob_model_file), ""
-    except vol_model.ParamsError as exc:
+        return vol_params.load_param_file(cfg.prob_model_file), ""
+    except vol_params.ParamsError as exc:
         return {}, str(exc)
 
 

@@ -12,7 +12,7 @@ import pytest
 from signal_engine import model
 from signal_engine.candles import CANDLE_KEEP, REFRESH_MINUTES, CandleBook, CandleRefresher, candle_source
 from signal_engine.feeds import BadPayload, BinanceFeed, CoinbaseFeed, FeedHTTPError, SimFeed
-from signal_engine.vol_model import load_param_file
+from signal_engine.vol_params import load_param_file
 from tests.feed_server import FeedServer
 from tests.waiting import wait_for
 

@@ -10,7 +10,7 @@ import numpy as np
 
 from backtest import fit
 from backtest.cli import main as backtest_main
-from signal_engine import vol_model as vm
+from signal_engine import vol_params
 from signal_engine.history import Candles
 from tests.model_support import write_csv
 
@@ -48,7 +48,7 @@ def test_fit_command_beats_todays_model_out_of_sample_and_writes_a_loadable_file
     rc = backtest_main(["fit", "--data", str(data), "--out", str(out), "--report", str(rep), "--folds", "3",
                         "--bootstrap", "20", "--quiet"])
     assert rc == 0
-    models = vm.load_param_file(out)
+    models = vol_params.load_param_file(out)
     assert set(models) == {"BTC"} and models["BTC"].nu is not None
     rb, cb = models["BTC"].range_blend, models["BTC"].close_blend
     assert rb is not None and rb.b_range is not None and cb.b_range is None and sum(cb.b_close) > 0.5

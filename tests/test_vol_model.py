@@ -13,6 +13,7 @@ import pytest
 
 from signal_engine import model
 from signal_engine import vol_model as vm
+from signal_engine import vol_params as vp
 from signal_engine.feeds import FallbackChain, SimFeed
 from signal_engine.publisher import SignalEngine
 from tests.model_support import random_walk_candles
@@ -144,17 +145,17 @@ def test_horizon_seasonality_and_probability_by_hand():
 
 def test_parameter_file_round_trip_and_every_problem_named(tmp_path):
     path = tmp_path / "p.json"
-    doc = vm.write_param_doc(path, {"BTC": toy_model()}, {"created": "x", "per_asset": {"BTC": {"fitted_on": {}}}})
+    doc = vp.write_param_doc(path, {"BTC": toy_model()}, {"created": "x", "per_asset": {"BTC": {"fitted_on": {}}}})
     assert doc["version"] == 2 and "per_asset" not in doc and oct(path.stat().st_mode & 0o777) == "0o600"
-    back = vm.load_param_file(path)["BTC"]
+    back = vp.load_param_file(path)["BTC"]
     assert back.nu == 4.0 and back.spans == toy_model().spans and back.range_blend == toy_model().range_blend
     assert np.allclose(back.season_how, toy_model().season_how, atol=1e-6)
-    assert vm.load_param_file(_without_range(path, tmp_path))["BTC"].range_blend is None
-    with pytest.raises(vm.ParamsError, match="does not exist"):
-        vm.load_param_file(tmp_path / "absent.json")
+    assert vp.load_param_file(_without_range(path, tmp_path))["BTC"].range_blend is None
+    with pytest.raises(vp.ParamsError, match="does not exist"):
+        vp.load_param_file(tmp_path / "absent.json")
     (tmp_path / "bad.json").write_text("{not json")
-    with pytest.raises(vm.ParamsError, match="not JSON"):
-        vm.load_param_file(tmp_path / "bad.json")
+    with pytest.raises(vp.ParamsError, match="not JSON"):
+        vp.load_param_file(tmp_path / "bad.json")
     for mutate, field in ((lambda a: a.update(nu=-1), "nu"),
                           (lambda a: a.update(season_hour_of_week=[1.0] * 167), "season_hour_of_week"),
                           (lambda a: a["calibration"].update(seconds_left=[840, 480, 60]), "ascending"),
@@ -164,18 +165,18 @@ def test_parameter_file_round_trip_and_every_problem_named(tmp_path):
         d = json.loads(path.read_text())
         mutate(d["assets"]["BTC"])
         (tmp_path / "m.json").write_text(json.dumps(d))
-        with pytest.raises(vm.ParamsError, match=field):
-            vm.load_param_file(tmp_path / "m.json")
+        with pytest.raises(vp.ParamsError, match=field):
+            vp.load_param_file(tmp_path / "m.json")
     d = json.loads(path.read_text())
     d["format"] = 1                                                  # the linear fast/slow pair: refit
     (tmp_path / "f.json").write_text(json.dumps(d))
-    with pytest.raises(vm.ParamsError, match="format 2"):
-        vm.load_param_file(tmp_path / "f.json")
+    with pytest.raises(vp.ParamsError, match="format 2"):
+        vp.load_param_file(tmp_path / "f.json")
     d = json.loads(path.read_text())
     d["version"] = 3
     (tmp_path / "v.json").write_text(json.dumps(d))
-    with pytest.raises(vm.ParamsError, match="version 2"):
-        vm.load_param_file(tmp_path / "v.json")
+    with pytest.raises(vp.ParamsError, match="version 2"):
+        vp.load_param_file(tmp_path / "v.json")
 
 
 def _without_range(path: Path, tmp_path: Path) -> Path:
@@ -201,7 +202,7 @@ def test_engine_uses_the_file_and_falls_back_to_todays_model_with_a_reason(tmp_p
     assert docs["BTC"]["prob_up"] is not None and docs["BTC"]["strike_source"] == "feed_open"
 
     only_btc = tmp_path / "btc.json"
-    vm.write_param_doc(only_btc, {"BTC": toy_model()}, {})
+    vp.write_param_doc(only_btc, {"BTC": toy_model()}, {})
     caplog.clear()
     docs = _engine(tmp_path / "b", PROB_MODEL_FILE=str(only_btc)).tick(write=False)
     assert docs["BTC"]["model"] == "prob_up-v2" and docs["ETH"]["model"] == "prob_up-v1"
