@@ -135,10 +135,17 @@ svc_stop() {
 
 cmd_test() {
   bootstrap
-  say "test: browser ${BROWSER_PATH}, ${TEST_WORKERS:-2} workers (TEST_WORKERS=0: one process)"
+  local workers="${TEST_WORKERS:-2}" arg
+  case "$workers" in
+    ''|*[!0-9]*) die "TEST_WORKERS must be a whole number (0: one process), got '${workers:0:20}'" ;;
+  esac
+  for arg in "$@"; do
+    case "$arg" in --pdb|--trace|-s) workers=0 ;; esac   # a debugger or a terminal needs one process
+  done
+  say "test: browser ${BROWSER_PATH}, ${workers} workers (TEST_WORKERS=0: one process)"
   # Two workers, a test file per worker at a time: most of the suite waits (windows, processes,
   # pages), so two files at once halve the wall time on 2 cores (README, "Tests").
-  "$PY" -m pytest -n "${TEST_WORKERS:-2}" --dist loadfile "$@"
+  "$PY" -m pytest -n "$workers" --dist loadfile "$@"
 }
 
 cmd_bench() {

@@ -52,10 +52,10 @@ def start_candles(engine, feed, thread: bool = True):
                  ",".join(f.name for f in feed.feeds))
         return None
     ref = CandleRefresher(source, list(engine.assets), engine.candles)
-    ref.refresh_all()            # the first fill before the first publish, each request with its timeout
     if not thread:
+        ref.refresh_all()        # --once: the one fill, each request with its timeout
         return None
-    ref.start()
+    ref.start()                  # the first fill on its own thread: the first publishes say vol_input "close"
     log.info("1-minute candles (high/low for prob_up's range blend) from %s, refreshed after every minute",
              source.name)
     return ref

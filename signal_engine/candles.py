@@ -15,6 +15,7 @@ A failure is logged once per episode (and once when candles come back); the book
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import threading
@@ -40,6 +41,7 @@ class CandleBook:
     def __init__(self, keep: int = CANDLE_KEEP):
         self.keep = keep
         self._rows: dict[str, dict[float, tuple[float, float]]] = {}
+        self._snaps: dict[str, Candles1m] = {}      # built once per change (read up to ~20 times a second)
         self._lock = threading.Lock()
 
     def merge(self, asset: str, candles: Candles1m) -> int:
@@ -51,16 +53,21 @@ class CandleBook:
                     rows[float(t)] = (float(h), float(low))
             for t in sorted(rows)[:-self.keep]:
                 del rows[t]
+            self._snaps.pop(asset.upper(), None)
             return len(rows)
 
     def snapshot(self, asset: str) -> Candles1m | None:
         """(minute_open, high, low) arrays, oldest first, or None when there is no candle."""
         with self._lock:
+            snap = self._snaps.get(asset.upper())
             rows = self._rows.get(asset.upper())
-            if not rows:
-                return None
-            ts = sorted(rows)
-            return (np.array(ts), np.array([rows[t][0] for t in ts]), np.array([rows[t][1] for t in ts]))
+            if snap is None and rows:
+                ts = sorted(rows)
+                snap = (np.array(ts), np.array([rows[t][0] for t in ts]), np.array([rows[t][1] for t in ts]))
+                for a in snap:
+                    a.flags.writeable = False            # shared by every reader until the next merge
+                self._snaps[asset.upper()] = snap
+            return snap
 
     def last_minute(self, asset: str) -> float | None:
         with self._lock:
@@ -69,8 +76,15 @@ class CandleBook:
 
 
 def candle_source(feeds: Sequence[object]) -> object | None:
-    """The first feed that can answer candles(asset, minutes), or None."""
-    return next((f for f in feeds if callable(getattr(f, "candles", None))), None)
+    """The first feed that can answer candles(asset, minutes), or None; a copy of it with an HTTP
+    session of its own when it has one (the refresher asks from its own thread)."""
+    feed = next((f for f in feeds if callable(getattr(f, "candles", None))), None)
+    http = getattr(feed, "http", None)
+    if feed is None or http is None:
+        return feed
+    twin = copy.copy(feed)
+    twin.http = http.twin()
+    return twin
 
 
 class CandleRefresher(threading.Thread):
@@ -112,6 +126,8 @@ class CandleRefresher(threading.Thread):
             wait = nxt - now if ok else min(RETRY_S, nxt - now + STEP_S)
             self.stop_event.wait(max(0.5, wait))
 
-    def stop(self, timeout: float = 3.0) -> None:
+    def stop(self, timeout: float = 0.5) -> None:
+        """Ask the thread to end; wait briefly (a request in flight keeps its timeout, and the thread is
+        a daemon: the engine's exit never waits on the exchange)."""
         self.stop_event.set()
         self.join(timeout)

@@ -266,7 +266,8 @@ def evaluate(times, prices, now: float, window_start: float, window_seconds: flo
 
     `memo` (a dict the caller keeps per asset): the slow parts (the heuristic's features, the
     volatility) are computed once per wall-clock second and reused by further calls in that second
-    (the engine publishes each streamed price: up to ~20 a second); the price, the reference, the
+    (the engine publishes each streamed price: up to ~20 a second): the heuristic's direction,
+    confidence and basis and the volatility may be up to a second old; the price, the reference, the
     strike, the time left and prob_up are always those of `now`.
     """
     times = np.asarray(times, dtype=float)

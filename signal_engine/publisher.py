@@ -290,11 +290,17 @@ class SignalEngine:
                         st.last_tick.source if st.last_tick else "?", now - since)
         st.stale_reported = stale
 
-    def _window_open(self, st: AssetState, window: Window) -> float | None:
-        """The price at the window's start, frozen once known; None if it cannot be known."""
+    def _window_open(self, st: AssetState, window: Window, now: float) -> float | None:
+        """The price at the window's start, frozen once known; None if it cannot be known. Just after
+        the start, before any sample since (a stream with no trade yet: the boundary tick runs 5 ms
+        after the start), the last price before the start is the price in force then: used, not
+        frozen, so the first sample after the start settles it."""
         if st.open_cache is not None and st.open_cache[0] == window.start:
             return st.open_cache[1]
         times, prices = st.history.arrays()
+        gap = model.DEFAULT_PARAMS.max_gap_s
+        if times.size and times[-1] < window.start <= now and window.start - times[-1] <= gap:
+            return float(prices[-1])
         if times.size == 0 or times[-1] < window.start:
             return None                                  # not yet known: no sample since the start
         if times[0] > window.start:
@@ -322,7 +328,7 @@ class SignalEngine:
                 "no price yet: " + (st.last_error or "waiting for the feed")
             return self._document(st, now, None, reason=reason)
         window = window_at(st.asset, now, self.cfg.window_seconds)
-        open_price = self._window_open(st, window)
+        open_price = self._window_open(st, window, now)
         times, prices = st.history.arrays()
         self._pull_chainlink(st, times, prices)
         age = None if st.last_accept_mono is None else self.mono() - st.last_accept_mono
@@ -411,7 +417,7 @@ class SignalEngine:
     def _write(self, st: AssetState, doc: dict, durable: bool = True) -> float:
         """Atomic replace; returns the perf_counter() reading at the os.replace. The publishes on streamed
         prices (up to ~20 a second) skip the fsyncs: still atomic for readers, and the next scheduled
-        tick, within a second, writes durably (a power cut in between leaves a file that `prepare`
+        tick (every SIGNAL_INTERVAL) writes durably (a power cut in between leaves a file that `prepare`
         replaces and readers take as corrupt: no trade)."""
         with self.guard():
             return atomic_write_json(st.path, doc, durable=durable)

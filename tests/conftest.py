@@ -24,13 +24,18 @@ def _loopback(address: object) -> bool:
         return True
     try:
         ip = ipaddress.ip_address(host.split("%")[0])
-        return ip.is_loopback or ip.is_unspecified     # 0.0.0.0 / :: connect to this machine
+        mapped = getattr(ip, "ipv4_mapped", None)       # ::ffff:127.0.0.1
+        return ip.is_loopback or ip.is_unspecified or bool(mapped and mapped.is_loopback)
     except ValueError:
         return False                    # a host name: it would need DNS, i.e. the outside world
 
 
 class NetworkRefused(OSError):
     """A test (in this process) tried to reach something that is not 127.0.0.1."""
+
+
+REFUSED: list[str] = []   # every refused attempt: the test that made one fails, even if the code under
+                          # test took the OSError for an ordinary outage and carried on
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -42,6 +47,7 @@ def only_loopback():
 
     def check(sock: socket.socket, address: object) -> None:
         if sock.family in (socket.AF_INET, socket.AF_INET6) and not _loopback(address):
+            REFUSED.append(repr(address))
             raise NetworkRefused(f"test tried to connect to {address!r}: tests talk only to 127.0.0.1")
 
     def connect(sock, address):
@@ -57,6 +63,15 @@ def only_loopback():
         yield
     finally:
         socket.socket.connect, socket.socket.connect_ex = real_connect, real_connect_ex
+
+
+@pytest.fixture(autouse=True)
+def no_refused_connection(only_loopback):
+    """Fail the test that tried to reach beyond 127.0.0.1 (see only_loopback)."""
+    REFUSED.clear()
+    yield
+    tried, REFUSED[:] = list(REFUSED), []
+    assert not tried, f"this test tried to connect beyond 127.0.0.1: {', '.join(tried[:5])}"
 
 
 @pytest.fixture

@@ -91,7 +91,11 @@ def test_only_feeds_with_candles_are_sources(server):
     sim = SimFeed(seed=1)
     assert candle_source([sim]) is None
     b = BinanceFeed(server.url, TIMEOUT)
-    assert candle_source([sim, b]) is b
+    src = candle_source([sim, b])          # the same exchange, on an HTTP session of its own (its own thread)
+    assert type(src) is BinanceFeed and src.http.base_url == b.http.base_url and src.http.timeout == b.http.timeout
+    assert src.http.session is not b.http.session and b.http.requests_made == 0
+    src.candles("BTC", 3)
+    assert src.http.requests_made == 1 and b.http.requests_made == 0
 
 
 def test_the_refresher_thread_fills_the_book_and_stops(server):

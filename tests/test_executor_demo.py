@@ -37,6 +37,8 @@ W = 20
 ASSETS = ("BTC", "ETH", "SOL", "XRP")
 TERMINAL = ("filled", "failed", "wallet_rejected", "unknown")
 NO_ORDER_WINDOWS: list[tuple[str, int]] = []
+RETRIES: list[tuple[str, int, str]] = []   # (asset, window, reason) of every scenario moved on for load
+MAX_RETRIES = 6                            # over the file (16 asset-scenarios): more is a bug, not load
 
 
 @dataclass
@@ -122,6 +124,8 @@ def outcomes(rig: Rig, start: int, tries: int = 3) -> Got:
             d = wait_for_decision(rig.env, a, w, 2 * W)
             if d["action"] == "traded" or not any(r in str(d.get("reason")) for r in LOAD_SKIPS):
                 break
+            RETRIES.append((a, w, str(d.get("reason"))))
+            print(f"{a} window {w} skipped for load ({d.get('reason')}): its scenario plays in the next one")
         got.window[a] = w
         got.events[a] = wait_for_outcome(rig.env, a, w, W) if d["action"] == "traded" else events_for(rig.env, a, w)
     return got
@@ -261,6 +265,7 @@ def test_settlement_journaled_from_the_orders_panel(rig: Rig):
 
 
 def test_every_window_has_one_decision_line(rig: Rig):
+    assert len(RETRIES) <= MAX_RETRIES, RETRIES     # scenarios moved on for load: a few at most
     seen: dict[tuple, int] = {}
     for d in decisions(rig.env):
         key = (d["asset"], d["window_start"])

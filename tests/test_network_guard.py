@@ -6,7 +6,7 @@ import socket
 
 import pytest
 
-from tests.conftest import NetworkRefused, _loopback
+from tests.conftest import REFUSED, NetworkRefused, _loopback
 
 
 def test_guard_refuses_the_outside_world():
@@ -20,3 +20,6 @@ def test_guard_refuses_the_outside_world():
             s.connect_ex(("clob.polymarket.com", 443))
     finally:
         s.close()
+    assert len(REFUSED) == 2          # ... and the test that tried fails at teardown (cleared here: on purpose)
+    REFUSED.clear()
+    assert _loopback(("::ffff:127.0.0.1", 80, 0, 0)) and not _loopback(("::ffff:192.0.2.1", 80, 0, 0))

@@ -119,6 +119,35 @@ def test_started_mid_window_without_history_says_open_unknown(tmp_path):
     assert len({d["window"]["open_price"] for d in nxt}) == 1
 
 
+class LastTradeFeed(SimFeed):
+    """A streamed price's time is its trade's, not the tick's: here always 0.3 s before the clock."""
+
+    def latest(self, asset: str):
+        t = super().latest(asset)
+        return type(t)(t.asset, t.price, t.ts - 0.3, t.source)
+
+
+def test_the_boundary_tick_of_a_stream_without_a_trade_since_the_start_has_an_open(tmp_path):
+    """The tick 5 ms after a window starts (signal_engine/schedule.py) often has no trade since the
+    start yet: the price in force at the start is the last one before it (used, not frozen), never
+    a NO_TRADE for 'open unknown' that the seed strategy would take as final for the window."""
+    cfg = make_cfg(tmp_path, MODE="demo", WINDOW_SECONDS="10", STALE_AFTER="5")
+    clock = FakeClock(1_767_225_595.005)                 # 5 s before the window at ...600
+    engine = SignalEngine(cfg, FallbackChain([LastTradeFeed(7, clock=clock)]), mono=clock)
+    for _ in range(5):                                    # ...595.005 .. 599.005 (trades at t - 0.3)
+        engine.tick(write=False)
+        clock.t += 1.0
+    first = engine.tick(write=False)["BTC"]               # 600.005: last trade 599.705, none since
+    assert first["window"]["start"] == "2026-01-01T00:00:00Z"
+    assert first["reason"] is None and first["prob_up"] is not None, first["reason"]
+    assert first["window"]["open_price"] == first["price"]          # the price in force at the start
+    clock.t += 1.0
+    second = engine.tick(write=False)["BTC"]              # 601.005: a trade at 600.705 settles the open
+    assert second["window"]["open_price"] != first["window"]["open_price"]
+    clock.t += 1.0
+    assert engine.tick(write=False)["BTC"]["window"]["open_price"] == second["window"]["open_price"]   # frozen
+
+
 def test_replay_gap_goes_stale_and_no_feature_spans_it(tmp_path, caplog):
     t0 = 1_700_000_000_000 // 60000 * 60000
     opens = [t0 + 60000 * k for k in range(70)] + [t0 + 60000 * (100 + k) for k in range(10)]

@@ -69,7 +69,7 @@ class FallbackChain:
     def _failed(self, feed: PriceFeed, exc: FeedError) -> None:
         n = self._fails.get(feed.name, 0) + 1
         self._fails[feed.name] = n
-        self._cool_until[feed.name] = self.mono() + min(COOLDOWN_MAX_S, 2.0 ** (n - 1))
+        self._cool_until[feed.name] = self.mono() + min(COOLDOWN_MAX_S, 2.0 ** min(n - 1, 16))   # n grows without end
         self.dropped[exc.kind] += 1
         if n == 1 and len(self.feeds) > 1 and getattr(feed, "is_stream", False):
             log.warning("%s failing (%s): the next sources answer until it has a fresh price again", feed.name, exc)

@@ -54,6 +54,11 @@ class RestClient:
         self.session.headers["User-Agent"] = "updown-agent-signal-engine/0.1"
         self.requests_made = 0
 
+    def twin(self) -> RestClient:
+        """The same server, timeout and retries on a session of its own (a requests.Session is not
+        for two threads: the candle refresher asks on its own)."""
+        return RestClient(self.source, self.base_url, self.timeout, self.retries, self.backoff, self.sleep)
+
     def get_json(self, path: str, params: dict, asset: str) -> object:
         attempt = 0
         while True:
@@ -150,7 +155,7 @@ def _candle_rows(source: str, asset: str, rows: object, pick: Callable, now: flo
     try:
         got = sorted((t, parse_price(source, asset, h), parse_price(source, asset, lo))
                      for t, h, lo in (pick(r) for r in rows) if t + STEP_S <= now)
-    except (TypeError, IndexError, ValueError):
+    except (TypeError, IndexError, KeyError, ValueError):
         raise BadPayload(source, asset, f"candle rows have no time/high/low: {_snippet(str(rows[:1]))!r}") from None
     if any(lo > h for _, h, lo in got):
         raise BadPayload(source, asset, "a candle's low is above its high")
