@@ -117,8 +117,8 @@ def _main(args: argparse.Namespace, stopper: Stopper) -> int:
     chainlink = None if args.once else build_chainlink(cfg)
     engine = SignalEngine(cfg, feed, chainlink=chainlink)
     if args.once:
+        start_candles(engine, feed, thread=False)     # first: the backfill and the tick stay back to back
         engine.backfill()
-        start_candles(engine, feed, thread=False)
         for doc in engine.tick(write=False).values():
             print(json.dumps(doc, allow_nan=False))
         return ExitStatus.OK
