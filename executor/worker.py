@@ -132,8 +132,7 @@ class Worker:
         self.notify("start", f"executor started: mode {cfg.mode}, assets {','.join(cfg.assets)},"
                     f" strategy {cfg.strategy}, {cfg.market_url}")
         try:
-            with sync_playwright() as pw:
-                self._supervise_venue(pw)
+            self._supervise_venue()
         except (VenueRefused, BrowserUnavailable) as exc:
             msg = str(exc) if isinstance(exc, VenueRefused) else f"executor: {exc}"
             print(msg, file=sys.stderr)
@@ -145,18 +144,24 @@ class Worker:
         log.info("executor stopped (%s)", svc.stop.reason or "done")
         return ExitStatus.OK
 
-    def _supervise_venue(self, pw) -> None:
+    def _supervise_venue(self) -> None:
+        """Open the venue and run the loop; relaunch after a lost browser (with back-off) or a planned
+        recycle. Each launch has a Playwright driver of its own: the driver (a node process) keeps
+        what it learnt of every page until it exits, so a recycle restarts it with the browser."""
         backoff = 1.0
         while not self.svc.stop:
             started = time.monotonic()
             try:
-                self.venue.open(pw, self.engine.windows.on_event)
-                self._opened()
-                self._loop()
+                with sync_playwright() as pw:
+                    try:
+                        self.venue.open(pw, self.engine.windows.on_event)
+                        self._opened()
+                        self._loop()
+                    finally:
+                        self.venue.close()           # the browser first, then the driver (leaving `with`)
             except RecycleBrowser as exc:
-                log.info("%s; restarting the browser now (planned, between windows)", exc)
+                log.info("%s; restarting the browser and its driver now (planned, between windows)", exc)
                 self.svc.state.bump("browser_recycles")
-                self.venue.close()
                 continue
             except (VenueGone, PlaywrightError) as exc:
                 if self.svc.stop:
