@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
@@ -136,3 +137,12 @@ class FeedServer:
                 rows.append([cur - k * 60, p * 0.9995, p * 1.0005, p, p, 3.21])
             return self._send(h, 200, json.dumps(rows))
         return self._send(h, 404, json.dumps({"message": "NotFound"}))
+
+
+def running() -> Iterator[FeedServer]:
+    """A started FeedServer, stopped afterwards: `server = pytest.fixture(scope="module", name="server")(running)`."""
+    srv = FeedServer().start()
+    try:
+        yield srv
+    finally:
+        srv.stop()

@@ -13,19 +13,13 @@ from signal_engine import model
 from signal_engine.candles import CANDLE_KEEP, REFRESH_MINUTES, CandleBook, CandleRefresher, candle_source
 from signal_engine.feeds import BadPayload, BinanceFeed, CoinbaseFeed, FeedHTTPError, SimFeed
 from signal_engine.vol_params import load_param_file
-from tests.feed_server import FeedServer
+from tests.feed_server import running as feed_server_running
 from tests.waiting import wait_for
 
 TIMEOUT = 0.5
 
 
-@pytest.fixture(scope="module")
-def server():
-    srv = FeedServer().start()
-    try:
-        yield srv
-    finally:
-        srv.stop()
+server = pytest.fixture(scope="module", name="server")(feed_server_running)
 
 
 @pytest.fixture(autouse=True)

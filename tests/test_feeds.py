@@ -24,18 +24,12 @@ from signal_engine.feeds import (
     SimFeed,
     check_price,
 )
-from tests.feed_server import FeedServer
+from tests.feed_server import running as feed_server_running
 
 TIMEOUT = 0.3
 
 
-@pytest.fixture(scope="module")
-def server():
-    srv = FeedServer().start()
-    try:
-        yield srv
-    finally:
-        srv.stop()
+server = pytest.fixture(scope="module", name="server")(feed_server_running)
 
 
 @pytest.fixture(autouse=True)

@@ -23,7 +23,7 @@ from core.config import load_config
 from core.durable_files import read_json, read_jsonl
 from signal_engine.feeds import BinanceFeed, CoinbaseFeed, FallbackChain, ReplayFeed, SimFeed
 from signal_engine.publisher import SignalEngine
-from tests.feed_server import FeedServer
+from tests.feed_server import running as feed_server_running
 from tests.waiting import wait_for
 
 REPO = Path(__file__).resolve().parent.parent
@@ -37,13 +37,7 @@ class FakeClock:
         return self.t
 
 
-@pytest.fixture(scope="module")
-def server():
-    srv = FeedServer().start()
-    try:
-        yield srv
-    finally:
-        srv.stop()
+server = pytest.fixture(scope="module", name="server")(feed_server_running)
 
 
 def make_cfg(tmp_path: Path, **env):
