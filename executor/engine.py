@@ -173,15 +173,18 @@ class Engine:
         if now >= w.end or now - w.start > cfg.entry_end:
             self.windows.finish(w, f"past the entry interval (ENTRY_END={cfg.entry_end:g}s)")
             return
+        if now - w.start >= cfg.entry_start:
+            # /pause, the dashboard, ./supervisor.sh pause: say so first (before the page's own state:
+            # a paused window's line says "paused" even when the page is slow to show it)
+            paused = read_pause(cfg.state_dir).reason()
+            if paused:
+                self.windows.decide_line(w, Logged.SKIPPED, paused)
+                return
         if not w.page_seen:
             if not w.markup_checked and w.selector_error is None:
                 self.markup.check(w)   # names the selector that hides the window, once per window
             return
         if now - w.start < cfg.entry_start or not self._market_ok(w):
-            return
-        paused = read_pause(cfg.state_dir).reason()   # /pause, the dashboard, ./supervisor.sh pause: say so first
-        if paused:
-            self.windows.decide_line(w, Logged.SKIPPED, paused)
             return
         held = self.signals.read_fresh(asset)
         ask_up, ask_down = self.venue.asks(asset)

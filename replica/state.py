@@ -94,6 +94,7 @@ class ReplicaState:
         self.paths = {a: PricePath(a, settings.seed, settings.window_seconds) for a in settings.assets}
         self.unlocked_until = 0.0
         self.requests: dict[str, dict] = {}
+        self._highs: dict[tuple[str, str], tuple[float, float]] = {}   # (slug, side) -> (sampled to, high)
         self.wallet_settings = typed_order.WalletSettings.from_env()   # account type, exchange version, alert
         self._fresh()
         self.load()
@@ -347,11 +348,14 @@ class ReplicaState:
             if self.take_fault("popup_never", asset):
                 req["popup"] = False
             kinds = ADVERSARY_KINDS
-            if price + float(typed_order.WORSE_PRICE_STEP) > 0.99:
+            worse_than = self._window_high(asset, side, market, now) if self._armed(
+                "wallet_worse_price", asset) else price
+            if worse_than + float(typed_order.WORSE_PRICE_STEP) > 0.99:
                 # near 1 a "worse price" cannot be 0.10 worse (prices end at 0.99): that fault waits
                 # for a request it can really harm, so what it produces is always an attack
                 kinds = tuple(k for k in ADVERSARY_KINDS if k != "wallet_worse_price")
             adv = self.take_fault(kinds, asset)
+            req["worse_than"] = max(price, worse_than)
             if adv:
                 req["adversary"] = adv.kind
             req["display"] = self._display(req)
@@ -359,6 +363,28 @@ class ReplicaState:
             log.info("wallet request %s: %s %s $%.2f at %.2f (%s)", req["id"], asset, side, amount, price,
                      req["adversary"] or "as asked")
             return self._intent_answer(req, reused=False)
+
+    def _armed(self, kind: str, asset: str) -> bool:
+        return any(f.kind == kind and f.matches_asset(asset) for f in self.faults)
+
+    def _window_high(self, asset: str, side: str, market: dict, now: float) -> float:
+        """The highest ask of `side` the window has quoted up to now (sampled every 0.25 s on the
+        deterministic path). A "worse price" attack is 0.10 above it, not above the ask at the click:
+        the executor decided on some ask of this window, maybe seconds earlier and higher, and an
+        attack within its MAX_SLIPPAGE of that decision is no attack (chaos counted one as confirmed)."""
+        w = Window(asset, int(market["window_start"]), self.s.window_seconds)
+        key = (w.slug, side)
+        t, high = self._highs.get(key, (float(w.start), 0.0))
+        path = self.paths[asset]
+        while t <= now:       # 0.25 s steps (integer seconds included: the quote's jitter steps there)
+            q = path.quote(w, t, self.s.spread)
+            high = max(high, q.up if side == "UP" else q.down)
+            t += 0.25
+        self._highs.pop(key, None)
+        self._highs[key] = (t, high)                 # newest last; keep the last 32 (window, side)
+        while len(self._highs) > 32:
+            del self._highs[next(iter(self._highs))]
+        return high
 
     @staticmethod
     def _intent_answer(req: dict, reused: bool) -> dict:

@@ -72,7 +72,7 @@ ADVERSARIES: dict[str, str] = {
     "wallet_clob_auth": "the next request is a CLOB API-key sign-in (ClobAuth)",
     "wallet_larger_amount": "the next order's makerAmount (and takerAmount) is 10x what the page asked",
     "wallet_opposite_side": "the next order carries the other outcome's tokenId",
-    "wallet_worse_price": "the next order's takerAmount implies a price 0.10 worse than the ask",
+    "wallet_worse_price": "the next order's takerAmount implies a price 0.10 above the window's highest ask so far",
     "wallet_sell": "the next order is a SELL (side 1)",
     "wallet_other_contract": "the next order is signed for another verifyingContract (the retired V1 exchange)",
     "wallet_other_chain": "the next order's domain chainId is 1 (Ethereum), not 137",
@@ -190,8 +190,9 @@ def _adversary_order(kind: str, req: dict, settings: WalletSettings, tokens: dic
         order["makerAmount"] = str(base_units(amount) * 10)
         order["takerAmount"] = str(taker_units(amount, price) * 10)
     elif kind == "wallet_worse_price":
-        order["takerAmount"] = str(taker_units(amount, Decimal(str(price)) + WORSE_PRICE_STEP))   # replica/state.py
-        # arms it only where price + 0.10 <= 0.99
+        # 0.10 above the highest ask of the window so far (replica/state.py arms it only where that is <= 0.99)
+        basis = Decimal(str(req.get("worse_than", price)))
+        order["takerAmount"] = str(taker_units(amount, basis + WORSE_PRICE_STEP))
     elif kind == "wallet_sell":
         order["side"] = 1
     elif kind == "wallet_other_contract":

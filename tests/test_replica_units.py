@@ -154,6 +154,35 @@ def test_adversaries_when_signed():
     assert [e["adversary"] for e in state.events] == ["wallet_larger_amount", "wallet_transfer"]
 
 
+def test_a_worse_price_attack_is_worse_than_every_ask_the_window_quoted():
+    """The executor may decide on an ask seconds before its Buy while the price falls: an attack of
+    "0.10 above the ask at the click" could then be within the decision's MAX_SLIPPAGE (chaos found
+    one confirmed). The attack is 0.10 above the highest ask of the window so far."""
+    from fractions import Fraction
+
+    state, clock = make_state()
+    path = state.paths["BTC"]
+
+    def falls(start: int):   # a moment whose ask is >= 0.05 below an earlier one, with room for the attack
+        w = Window("BTC", start, 60)
+        asks = [(start + t / 4, path.quote(w, start + t / 4, state.s.spread).up) for t in range(4 * 59)]
+        for i, (t, a) in enumerate(asks):
+            high = max(b for _, b in asks[:i + 1])
+            if high - a >= 0.05 and high + 0.10 <= 0.99:
+                return t, a, high
+        return None
+
+    at, ask, high = next(f for f in map(falls, range(int(T0), int(T0) + 60 * 200, 60)) if f)
+    clock.t = at
+    state.add_faults({"kind": "wallet_worse_price"})
+    req = state.create_request("BTC", "UP", "10", None, "http://127.0.0.1:1")
+    assert state.unlock("pw")
+    order = state.wallet_view(req["request_id"])["request"]["typed"]["message"]
+    implied = Fraction(int(order["makerAmount"]), int(order["takerAmount"]))
+    assert implied >= Fraction(str(round(high + 0.10, 2))) * Fraction(99, 100)        # taker rounds down
+    assert implied > Fraction(str(round(ask + 0.10, 2)))                              # not the click's ask
+
+
 def test_fault_validation_and_once_semantics():
     with pytest.raises(FaultError, match="unknown fault kind"):
         parse_fault({"kind": "meteor"}, 1, 0.0, ("BTC",))
