@@ -26,6 +26,7 @@ saying why, and `model` in the document says which one was used.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import math
 import os
@@ -37,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from core.config import Config
-from core.durable_files import append_jsonl, atomic_write_json, read_json, touch_heartbeat
+from core.durable_files import append_jsonl, atomic_write_json, quick_replace, read_json, touch_heartbeat
 from core.signal_doc import SignalDoc, SignalWindow
 from core.strikes import StrikeReader
 from core.window_grid import Window, iso_utc, window_at
@@ -54,7 +55,7 @@ PROCESS_NAME = "signal_engine"
 SNAPSHOT_EVERY_S = 60.0
 HISTORY_KEEP_S = model.HISTORY_NEEDED_S + 120.0   # today's model (v1); prob_up v2 needs more (history_keep_s)
 MAX_STRIKE_GAP = 0.05          # a venue strike this far (log) from the feed's open is a misread, not a strike
-TEMP_GLOB = ".signal*.json.*.tmp"      # core.durable_files.atomic_write_bytes' temp names for our files
+TEMP_GLOB = ".signal*.json.*.tmp"      # atomic_write_bytes' temp names and quick_replace's (AssetState.temp_text)
 
 EMPTY_BASIS = {"momentum_30s": None, "momentum_60s": None, "momentum_120s": None, "acceleration": None,
                "volatility_state": "unknown", "trend_bias": "unknown", "mean_reversion_pressure": "unknown",
@@ -77,6 +78,12 @@ class AssetState:
     prev_write_ms: float | None = None         # previous tick's whole atomic write (fsync, replace, fsync dir)
     rejected_strike: tuple[int, float] | None = None   # (window start, price) of a venue strike refused, logged once
     memo: dict = field(default_factory=dict)  # model.evaluate's slow parts, reused within a second
+    path_text: str = ""                        # str(path), and the streamed publishes' temp file (TEMP_GLOB)
+    temp_text: str = ""
+
+    def __post_init__(self) -> None:
+        self.path_text = str(self.path)
+        self.temp_text = str(self.path.parent / f".{self.path.name}.{os.getpid()}.tmp")
 
 
 @dataclass(frozen=True)
@@ -420,7 +427,10 @@ class SignalEngine:
         tick (every SIGNAL_INTERVAL) writes durably (a power cut in between leaves a file that `prepare`
         replaces and readers take as corrupt: no trade)."""
         with self.guard():
-            return atomic_write_json(st.path, doc, durable=durable)
+            if durable:
+                return atomic_write_json(st.path, doc)
+            data = json.dumps(doc, indent=2, allow_nan=False).encode() + b"\n"
+            return quick_replace(st.path_text, data, st.temp_text)
 
     def _snapshot_if_due(self, docs: dict[str, dict]) -> None:
         now = self.mono()

@@ -223,6 +223,8 @@ class VolModel:
 
     def horizon_s2(self, now, seconds_left) -> np.ndarray:
         """Integral of S2 over [now, now + seconds_left], in minutes (partial minutes pro rata)."""
+        if np.ndim(now) == 0 and np.ndim(seconds_left) == 0:   # live: one instant (the same sum, in floats)
+            return np.array([self._horizon_s2_one(float(now), float(seconds_left))])
         now = np.atleast_1d(np.asarray(now, dtype=float))
         tau = np.maximum(np.broadcast_to(np.asarray(seconds_left, dtype=float), now.shape), 0.0)
         first = np.floor(now / STEP_S) * STEP_S
@@ -233,6 +235,21 @@ class VolModel:
         end = (now + tau)[:, None]
         overlap = np.clip(np.minimum(end, starts + STEP_S) - np.maximum(now[:, None], starts), 0.0, STEP_S)
         return np.sum(self.season_s2(starts) * overlap / STEP_S, axis=1)
+
+    def _horizon_s2_one(self, now: float, seconds_left: float) -> float:
+        """horizon_s2 of one instant without numpy's per-call cost (the engine computes it on every
+        streamed price; tests/test_vol_model.py holds it equal to the array path)."""
+        end = now + max(seconds_left, 0.0)
+        start = math.floor(now / STEP_S) * STEP_S
+        total = 0.0
+        while start < end:
+            overlap = min(end, start + STEP_S) - max(now, start)
+            if overlap > 0.0:
+                how = (math.floor(start / 3600.0) + HOW_OFFSET_H) % 168
+                s2 = float(self.season_how[how]) * float(self.season_moh[math.floor(start / 60.0) % 60])
+                total += s2 * min(overlap, STEP_S) / STEP_S
+            start += STEP_S
+        return total
 
     # ---- volatility ----
 

@@ -269,3 +269,25 @@ def test_lock_files_are_private(tmp_path):
     p = tmp_path / "j.jsonl"
     df.append_jsonl(p, {"n": 1})
     assert (p.stat().st_mode & 0o777) == 0o600 and (Path(str(p) + ".lock").stat().st_mode & 0o777) == 0o600
+
+
+def test_quick_replace_is_atomic_for_readers_and_leaves_no_temp_on_failure(tiny_fs: Path):  # noqa: F811 - the fixture
+    """The signal engine's streamed publishes (core.durable_files.quick_replace): the new content or
+    the old, never a torn file, and no temp file left behind, on a really full disk too."""
+    p, temp = tiny_fs / "signal_BTC.json", tiny_fs / ".signal_BTC.json.123.tmp"
+    df.quick_replace(str(p), b'{"n": 1}\n', str(temp))
+    assert p.read_bytes() == b'{"n": 1}\n' and not temp.exists() and p.stat().st_mode & 0o077 == 0
+    filler = tiny_fs / "filler"
+    assert _fill(filler) > 0
+    with pytest.raises(df.DurableWriteError) as info:
+        df.quick_replace(str(p), b"x" * 20_000, str(temp))
+    assert info.value.errno == errno.ENOSPC and info.value.intact and "keeps its previous content" in str(info.value)
+    assert p.read_bytes() == b'{"n": 1}\n' and not temp.exists()
+    filler.unlink()
+    df.quick_replace(str(p), b'{"n": 2}\n', str(temp))
+    assert p.read_bytes() == b'{"n": 2}\n'
+    (tiny_fs / "a_dir").mkdir()
+    (tiny_fs / "a_dir" / "x").write_text("x")
+    with pytest.raises(df.DurableWriteError) as info:          # the replace itself fails
+        df.quick_replace(str(tiny_fs / "a_dir"), b"{}", str(temp))
+    assert info.value.stage == "replace" and not temp.exists()
