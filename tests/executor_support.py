@@ -238,8 +238,13 @@ def next_window_start(window_seconds: int, min_lead: float = 1.0) -> int:
 
 def wait_for_outcome(env: dict, asset: str, window_start: int, timeout: float, events=("filled", "failed",
                      "wallet_rejected", "unknown")) -> list[str]:
-    return wait_until(lambda: (lambda ev: ev if any(e in events for e in ev) else None)(
-        events_for(env, asset, window_start)), timeout, what=f"an outcome for {asset} {window_start}")
+    """The window's events up to its first outcome (a `settled` that a loaded machine let arrive
+    before the check is after the outcome, not part of it)."""
+    def upto_outcome(ev: list[str]) -> list[str] | None:
+        ends = [i for i, e in enumerate(ev) if e in events]
+        return ev[:ends[0] + 1] if ends else None
+    return wait_until(lambda: upto_outcome(events_for(env, asset, window_start)), timeout,
+                      what=f"an outcome for {asset} {window_start}")
 
 
 def wait_for_decision(env: dict, asset: str, window_start: int, timeout: float) -> dict:
