@@ -26,7 +26,6 @@ import os
 import signal
 import subprocess
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.config import REPO_ROOT, SECRET_VARS, SECRETS_FILE_VAR, Config, secrets_of
@@ -34,6 +33,7 @@ from core.durable_files import atomic_write_json, read_json
 from core.exit_codes import ExitStatus
 
 from . import pidfiles
+from .child import Child, Notify
 from .pidfiles import PidRecord
 from .procs import (
     TAG_VAR,
@@ -51,7 +51,7 @@ from .rotate import rotate_logs
 from .sd_notify import ENV_VARS as SYSTEMD_VARS
 from .sd_notify import ServiceNotifier
 from .settings import ChildSpec, Knobs, Paths
-from .states import ACTIVE, ChildState, check_transition
+from .states import ACTIVE, ChildState
 
 log = logging.getLogger("monitor")
 
@@ -64,98 +64,6 @@ PRIVATE = 0o600  # files the monitor writes (state, logs, secrets): the owner's 
 # Never passed on in a child's environment (secrets reach them through SECRETS_FILE instead; systemd's
 # notify variables are the monitor's own).
 SCRUBBED_VARS = frozenset((*SECRET_VARS, "REPLICA_WALLET_PASSWORD", SECRETS_FILE_VAR, *SYSTEMD_VARS))
-
-
-@dataclass
-class Child:
-    spec: ChildSpec
-    _state: ChildState = ChildState.STOPPED  # read through .state, changed only through .to()
-    proc: subprocess.Popen | None = None
-    ident: Ident | None = None
-    started_at: float = 0.0
-    next_start_at: float = 0.0
-    failures: int = 0  # failed starts in a row
-    restarts: int = 0
-    starts: int = 0
-    desc: list[Ident] = field(default_factory=list)
-    stop_reason: str = ""
-    kill_at: float = 0.0
-    exit_code: int | None = None
-    last_exit: dict | None = None
-    fatal_reason: str | None = None
-    termed_leftovers: bool = False
-    exited_at: float = 0.0
-    retry_at: float | None = None  # FATAL: when it is tried again by itself (None: only by `up`)
-    fatal_retries: int = 0  # automatic retries of a FATAL child so far
-
-    @property
-    def name(self) -> str:
-        return self.spec.name
-
-    @property
-    def state(self) -> ChildState:
-        return self._state
-
-    def to(self, new: ChildState) -> None:
-        """Change state through the transition table; an illegal change raises IllegalTransition."""
-        self._state = check_transition(self.name, self._state, new)
-
-    def last_beat(self) -> float | None:
-        best = None
-        for p in self.spec.heartbeat:
-            try:
-                m = p.stat().st_mtime
-            except OSError:
-                continue  # not written yet (or being replaced): another file may still count
-            best = m if best is None or m > best else best
-        return best
-
-    def beat_since_start(self) -> bool:
-        b = self.last_beat()
-        return b is not None and b >= self.started_at - 0.5
-
-    def heartbeat_age(self, now: float) -> float | None:
-        if not self.spec.heartbeat:
-            return None
-        b = self.last_beat()
-        ref = self.started_at if b is None else max(b, self.started_at)
-        return max(0.0, now - ref)
-
-
-class Notify:
-    """FATAL alerts through notify when that package exists (it is built separately): one
-    non-blocking notifier for the monitor's life; never raises, never blocks the loop."""
-
-    def __init__(self, cfg: Config):
-        self.cfg = cfg
-        self._n = None
-        self._tried = False
-
-    def send(self, event: str, text: str) -> None:
-        if not self._tried:
-            self._tried = True
-            try:
-                from notify import Notifier
-            except ImportError:
-                log.info("notifications off: no notify module in this build")
-                return
-            try:
-                self._n = Notifier(self.cfg)
-            except Exception as exc:  # noqa: BLE001 - a notifier failure must never stop the monitor
-                log.warning("notifications off: notify failed to start (%s)", type(exc).__name__)
-        if self._n is None:
-            return
-        try:
-            self._n.send(event, text)
-        except Exception as exc:  # noqa: BLE001 - same: log and carry on
-            log.warning("notification %r failed (%s); the monitor carries on", event, type(exc).__name__)
-
-    def close(self, timeout: float = 5.0) -> None:
-        if self._n is not None:
-            try:
-                self._n.close(timeout=timeout)
-            except Exception as exc:  # noqa: BLE001 - shutting down anyway
-                log.warning("notifier did not close cleanly (%s)", type(exc).__name__)
 
 
 class Monitor:

@@ -16,11 +16,11 @@ import pytest
 
 from core.config import ConfigError, load_config
 from core.exit_codes import ExitStatus
+from monitor.child import Child
 from monitor.procs import Ident, descendants, ident_of, signal_group
 from monitor.rotate import rotate_logs
 from monitor.settings import ChildSpec, Knobs, children_for, default_children, knobs_of
 from monitor.states import TRANSITIONS, ChildState, IllegalTransition, check_transition
-from monitor.supervise import Child
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -90,6 +90,7 @@ def test_a_childs_state_changes_only_through_the_table():
 
 def test_a_monitor_walks_a_crashing_child_through_the_table(tmp_path, monkeypatch):
     """The real Monitor: autostart, run, exit, back-off, FATAL, shutdown; every change through the table."""
+    import monitor.child as child
     import monitor.supervise as supervise
     from monitor.settings import paths_of
 
@@ -99,7 +100,7 @@ def test_a_monitor_walks_a_crashing_child_through_the_table(tmp_path, monkeypatc
         taken.append((old.value, new.value))
         return check_transition(name, old, new)
 
-    monkeypatch.setattr(supervise, "check_transition", recording)
+    monkeypatch.setattr(child, "check_transition", recording)
     cfg = load_config(_dirs(tmp_path, SUPERVISOR_MAX_FAILS="2", SUPERVISOR_MIN_UPTIME="60",
                             SUPERVISOR_BACKOFF_BASE="0.01"), dotenv_path=tmp_path / "no.env")
     spec = ChildSpec("crash", (sys.executable, "-c", "raise SystemExit(1)"), (), 30.0)
@@ -362,6 +363,7 @@ def test_a_fatal_child_is_retried_on_the_slow_schedule_with_a_notification_each_
     """MAX_FAILS failed starts -> FATAL; after SUPERVISOR_FATAL_RETRY the monitor tries it again by
     itself (FATAL -> starting, through the table) and notifies; FATAL again -> retried again. A child
     that exited 2 (refused its config) stays FATAL however long one waits."""
+    import monitor.child as child
     import monitor.supervise as supervise
     from monitor.settings import paths_of
     from tests.supervisor_support import STUB
@@ -372,7 +374,7 @@ def test_a_fatal_child_is_retried_on_the_slow_schedule_with_a_notification_each_
         taken.append((name, old.value, new.value))
         return check_transition(name, old, new)
 
-    monkeypatch.setattr(supervise, "check_transition", recording)
+    monkeypatch.setattr(child, "check_transition", recording)
     cfg = load_config(_dirs(tmp_path, SUPERVISOR_MAX_FAILS="2", SUPERVISOR_MIN_UPTIME="60",
                             SUPERVISOR_BACKOFF_BASE="0.01", SUPERVISOR_FATAL_RETRY="30"),
                       dotenv_path=tmp_path / "no.env")
