@@ -15,6 +15,7 @@ Errors are Binance's: HTTP 400 with {"code": ..., "msg": ...}.
 from __future__ import annotations
 
 import math
+import threading
 
 from .pricing import PricePath
 from .state import ReplicaState
@@ -67,13 +68,32 @@ def ticker_price(state: ReplicaState, query: dict[str, str]) -> Answer:
     return 200, {"symbol": path.asset + QUOTE, "price": _fmt(path, path.price(now))}
 
 
+_CLOSED: dict[tuple, list] = {}   # (asset, seed, window length, open, step) -> a closed candle's row
+_CLOSED_LOCK = threading.Lock()   # the server answers on several threads
+MAX_CLOSED = 8192
+
+
 def _candle(path: PricePath, start: float, step: int, now: float) -> list:
+    """One candle's row. A closed one never changes (the path is a function of time): kept, so the
+    engine's start (its backfill and its candle book ask for ~725 each, ~44k path samples) does not
+    pay twice; a slow answer on a loaded machine ran past the engine's 2 s feed timeout."""
+    key = (path.asset, path.seed, path.window_seconds, start, step)
+    with _CLOSED_LOCK:
+        row = _CLOSED.get(key)
+    if row is not None:
+        return row
     end = min(start + step, now)
     n = max(1, min(MAX_SAMPLES_PER_CANDLE, int(end - start)))
     samples = [path.price(start + (end - start) * i / n) for i in range(n + 1)]
     open_ms = int(start * 1000)
-    return [open_ms, _fmt(path, samples[0]), _fmt(path, max(samples)), _fmt(path, min(samples)),
-            _fmt(path, samples[-1]), "0", open_ms + step * 1000 - 1, "0", 0, "0", "0", "0"]
+    row = [open_ms, _fmt(path, samples[0]), _fmt(path, max(samples)), _fmt(path, min(samples)),
+           _fmt(path, samples[-1]), "0", open_ms + step * 1000 - 1, "0", 0, "0", "0", "0"]
+    if start + step <= now:
+        with _CLOSED_LOCK:
+            _CLOSED[key] = row
+            while len(_CLOSED) > MAX_CLOSED:
+                del _CLOSED[next(iter(_CLOSED))]
+    return row
 
 
 def klines(state: ReplicaState, query: dict[str, str]) -> Answer:

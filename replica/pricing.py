@@ -23,6 +23,7 @@ BASE_PRICES = {"BTC": 90_000.0, "ETH": 3_000.0, "SOL": 140.0, "XRP": 2.2}
 TICK = 0.01
 MIN_PRICE = 0.01
 MAX_PRICE = 0.99
+MAX_KNOTS = 86_400
 
 try:  # US Eastern time for titles, as the real site writes them.
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -72,6 +73,7 @@ class PricePath:
         self.base = BASE_PRICES.get(self.asset, 100.0)
         self.decimals = 2 if self.base >= 100 else 4
         self.noise = noise
+        self._knots: dict[int, float] = {}
         rng = random.Random(f"replica-path:{seed}:{self.asset}")
         self.waves = []
         for _ in range(6):
@@ -85,10 +87,19 @@ class PricePath:
             moves.append(math.log(self.price(t0 + window_seconds) / self.price(t0)))
         self.sigma = max(1e-6, math.sqrt(sum(m * m for m in moves) / len(moves)))
 
+    def _knot(self, s: int) -> float:
+        """The noise at whole second s (kept: candles and quotes ask for the same seconds again)."""
+        value = self._knots.get(s)
+        if value is None:
+            value = self._knots[s] = _unit_hash("n", self.seed, self.asset, s)
+            if len(self._knots) > MAX_KNOTS:
+                self._knots.clear()      # a full day of seconds: start over rather than grow
+        return value
+
     def _noise_at(self, t: float) -> float:
         s = math.floor(t)
-        a = _unit_hash("n", self.seed, self.asset, s)
-        b = _unit_hash("n", self.seed, self.asset, s + 1)
+        a = self._knot(s)
+        b = self._knot(s + 1)
         frac = t - s
         return self.noise * (a + (b - a) * frac)
 

@@ -117,9 +117,16 @@ def _main(args: argparse.Namespace, stopper: Stopper) -> int:
     chainlink = None if args.once else build_chainlink(cfg)
     engine = SignalEngine(cfg, feed, chainlink=chainlink)
     if args.once:
-        start_candles(engine, feed, thread=False)     # first: the backfill and the tick stay back to back
-        engine.backfill()
-        for doc in engine.tick(write=False).values():
+        for attempt in (1, 2):
+            start_candles(engine, feed, thread=False)     # first: the backfill and the tick stay back to back
+            engine.backfill()
+            docs = engine.tick(write=False)
+            if attempt == 2 or not engine.window_began_since_backfill():
+                break
+            log.info("a window began between the backfill and the tick: both again, so its open is the"
+                     " exchange's price at its start")
+            engine = SignalEngine(cfg, feed, chainlink=chainlink)
+        for doc in docs.values():
             print(json.dumps(doc, allow_nan=False))
         return ExitStatus.OK
 

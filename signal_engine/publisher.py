@@ -78,6 +78,7 @@ class AssetState:
     prev_write_ms: float | None = None         # previous tick's whole atomic write (fsync, replace, fsync dir)
     rejected_strike: tuple[int, float] | None = None   # (window start, price) of a venue strike refused, logged once
     memo: dict = field(default_factory=dict)  # model.evaluate's slow parts, reused within a second
+    backfilled_to: float | None = None          # the backfill's newest sample
     path_text: str = ""                        # str(path), and the streamed publishes' temp file (TEMP_GLOB)
     temp_text: str = ""
 
@@ -186,8 +187,16 @@ class SignalEngine:
                 continue
             n = st.history.extend(times, prices)
             st.backfill_source = source
+            st.backfilled_to = st.history.last_time
             log.info("%s: backfilled %d samples (%.0f min) from %s", st.asset, n,
                      (times[-1] - times[0]) / 60.0 if n else 0.0, source)
+
+    def window_began_since_backfill(self) -> bool:
+        """Some asset's current window began after its backfill's newest sample (--once: a minute
+        boundary fell between the backfill and the tick, so the open would be interpolated or unknown)."""
+        now = self.feed.clock()
+        return any(st.backfilled_to is not None and window_at(st.asset, now, self.cfg.window_seconds).start
+                   > st.backfilled_to for st in self.assets.values())
 
     # ---- one tick ------------------------------------------------------------------
 

@@ -149,10 +149,14 @@ def test_engine_once_reads_the_replica_and_knows_the_venues_price_to_beat(rep, i
     markets = {m["asset"]: m for m in rep.markets()}
     for asset, doc in docs.items():
         path = PricePath(asset, SEED, WINDOW_S)
-        assert doc["source"] == "replica" and doc["stale"] is False and doc["prob_up"] is not None
-        assert (doc["model"], doc["vol_input"]) == ("prob_up-v2", "range")   # the replica serves candles
+        assert doc["source"] == "replica" and doc["stale"] is False and doc["prob_up"] is not None, \
+            (doc["reason"], proc.stderr.decode()[-3000:])
+        assert (doc["model"], doc["vol_input"]) == ("prob_up-v2", "range"), \
+            proc.stderr.decode()[-3000:]                                      # the replica serves candles
         ts = parse_iso_utc(doc["price_time"])
-        lo, hi = path_range(path, ts - 0.05, ts + 0.05)     # price_time is the receive time (ms)
+        # price_time is the receive time (ms): the replica priced it earlier, by the request's round
+        # trip (over 50 ms on a loaded machine), within the feed's timeout
+        lo, hi = path_range(path, ts - 2.0, ts + 0.05)
         assert lo <= doc["price"] <= hi
         window = window_at(asset, ts, WINDOW_S)
         assert doc["window"]["open_price"] == path.price(window.start)

@@ -193,6 +193,18 @@ def test_seq_resumes_after_the_previous_run_and_history_stays_bounded(tmp_path):
     assert len(times) < 2 * keep
 
 
+def test_once_knows_when_a_window_began_between_its_backfill_and_its_tick(tmp_path):
+    """`signal_engine --once` backfills, then ticks; a window starting in between would get an open
+    interpolated (or unknown): the engine says so, and --once does both again (signal_engine/__main__.py)."""
+    start = 1_767_225_600.0                     # a 15-minute window boundary
+    clock = FakeClock(start - 5.0)
+    engine = SignalEngine(make_cfg(tmp_path, MODE="demo"), FallbackChain([SimFeed(7, clock=clock)]), mono=clock)
+    engine.backfill()
+    assert engine.assets["BTC"].backfilled_to is not None and not engine.window_began_since_backfill()
+    clock.t = start + 3.0
+    assert engine.window_began_since_backfill()
+
+
 # ---- the real process ---------------------------------------------------------------------------
 
 
