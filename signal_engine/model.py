@@ -299,7 +299,9 @@ def evaluate(times, prices, now: float, window_start: float, window_seconds: flo
         sigma = v1_sigma if v1_sigma is not None else float(realized_sigma(times, prices, now, params=params)[0])
         if memo is not None and memo.get("key") == key:
             memo["parts"] = (f, h, base, used, sigma)
-        if open_price is not None:
+        if open_price is not None and math.isfinite(sigma) and sigma > 0:
+            # Live, a volatility from no history (model.prob_up's fallback_sigma) is a guess, not a
+            # probability to trade on: prob_up stays None until the history allows one
             p = float(np.ravel(prob_up(open_price, ref, seconds_left, sigma, h["score"][0], params))[0])
     return {
         "model": name,

@@ -53,6 +53,7 @@ log = logging.getLogger("signal_engine")
 
 PROCESS_NAME = "signal_engine"
 SNAPSHOT_EVERY_S = 60.0
+BACKFILL_RETRY_S = 30.0        # a failed backfill is tried again this often (by the scheduled ticks)
 HISTORY_KEEP_S = model.HISTORY_NEEDED_S + 120.0   # today's model (v1); prob_up v2 needs more (history_keep_s)
 MAX_STRIKE_GAP = 0.05          # a venue strike this far (log) from the feed's open is a misread, not a strike
 TEMP_GLOB = ".signal*.json.*.tmp"      # atomic_write_bytes' temp names and quick_replace's (AssetState.temp_text)
@@ -79,6 +80,7 @@ class AssetState:
     rejected_strike: tuple[int, float] | None = None   # (window start, price) of a venue strike refused, logged once
     memo: dict = field(default_factory=dict)  # model.evaluate's slow parts, reused within a second
     backfilled_to: float | None = None          # the backfill's newest sample
+    backfill_retry_at: float | None = None      # mono time of the next try after a failed backfill
     path_text: str = ""                        # str(path), and the streamed publishes' temp file (TEMP_GLOB)
     temp_text: str = ""
 
@@ -175,21 +177,33 @@ class SignalEngine:
             self._write(st, doc)
 
     def backfill(self) -> None:
-        """Load recent history per asset so features and the window open work from the first tick."""
+        """Load recent history per asset so features and the window open work from the first tick.
+        An asset whose backfill fails is retried every BACKFILL_RETRY_S by the scheduled ticks (without
+        history there is no volatility, so no prob_up: see model.evaluate)."""
         if not self.feed.supports_history:
             return
         for st in self.assets.values():
-            try:
-                times, prices, source = self.feed.history(st.asset, self.history_keep_s)
-            except AllFeedsFailed as exc:
-                log.warning("%s: no history to backfill (%s); features fill in as prices arrive, and the"
-                            " current window's open stays unknown", st.asset, exc)
-                continue
-            n = st.history.extend(times, prices)
-            st.backfill_source = source
-            st.backfilled_to = st.history.last_time
-            log.info("%s: backfilled %d samples (%.0f min) from %s", st.asset, n,
-                     (times[-1] - times[0]) / 60.0 if n else 0.0, source)
+            self._backfill_one(st)
+
+    def _backfill_one(self, st: AssetState) -> None:
+        try:
+            times, prices, source = self.feed.history(st.asset, self.history_keep_s)
+        except AllFeedsFailed as exc:
+            st.backfill_retry_at = self.mono() + BACKFILL_RETRY_S
+            log.warning("%s: no history to backfill (%s); no prob_up until the history allows one; retrying"
+                        " the backfill in %.0f s", st.asset, exc, BACKFILL_RETRY_S)
+            return
+        n = st.history.merge_older(times, prices)
+        st.backfill_source, st.backfill_retry_at = source, None
+        st.backfilled_to = float(times[-1]) if len(times) else st.history.last_time
+        log.info("%s: backfilled %d samples (%.0f min) from %s", st.asset, n,
+                 (times[-1] - times[0]) / 60.0 if n else 0.0, source)
+
+    def _retry_backfills(self) -> None:
+        now = self.mono()
+        for st in self.assets.values():
+            if st.backfill_retry_at is not None and now >= st.backfill_retry_at:
+                self._backfill_one(st)
 
     def window_began_since_backfill(self) -> bool:
         """Some asset's current window began after its backfill's newest sample (--once: a minute
@@ -208,6 +222,8 @@ class SignalEngine:
         heartbeat and the snapshots are the full ticks' business (their schedule is unchanged)."""
         docs = {}
         failed: OSError | None = None
+        if only is None:
+            self._retry_backfills()
         for st in self.assets.values():
             if only is not None and st.asset not in only:
                 continue
@@ -359,6 +375,9 @@ class SignalEngine:
                       " (engine started mid-window, or a gap) and the venue's price to beat is not known;"
                       " prob_up resumes next window")
             ev["prob_up"] = None
+        elif ev["prob_up"] is None:
+            reason = ("volatility unknown: the price history is too short for one (the engine just started"
+                      " and its backfill failed, or a gap); prob_up resumes when the history allows")
         return self._document(st, now, ev, reason=reason, window=window, open_price=open_price,
                               strike=strike, ref=ref)
 

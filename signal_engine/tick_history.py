@@ -68,6 +68,26 @@ class TickHistory:
         self._trim()
         return n
 
+    def merge_older(self, times: np.ndarray, prices: np.ndarray) -> int:
+        """Put a backfill series (ascending) before the history (a backfill that succeeded only after
+        prices had arrived); samples not older than the first are skipped. Returns how many were added."""
+        times = np.asarray(times, dtype=float)
+        prices = np.asarray(prices, dtype=float)
+        first = self.first_time
+        if first is None:
+            return self.extend(times, prices)
+        keep = times < first
+        times, prices = times[keep], prices[keep]
+        n = int(times.size)
+        if n == 0:
+            return 0
+        cur_t, cur_p = self.arrays()
+        self._t = np.concatenate((times, cur_t, np.empty(max(len(cur_t), 1024))))
+        self._p = np.concatenate((prices, cur_p, np.empty(max(len(cur_p), 1024))))
+        self._lo, self._hi = 0, n + len(cur_t)
+        self._trim()
+        return n
+
     def _trim(self) -> None:
         cutoff = self._t[self._hi - 1] - self.keep_s
         # Keep one sample at or before the cutoff so a lookback of exactly keep_s interpolates.

@@ -1,7 +1,8 @@
 """A local stand-in for the Binance and Coinbase public REST APIs (127.0.0.1, a free port).
 
 It answers the documented JSON shapes (recorded field sets) and, per exchange, can be told to
-misbehave: `hang` (answers later than any client timeout), `http500`, `http503_once` (one 503,
+misbehave: `hang` (answers later than any client timeout), `slow` (answers normally after
+`hang_s`), `http500`, `http503_once` (one 503,
 then normal), `html` (an HTML error page with status 200), `zero`, `negative`, `nan`, or any
 price (`set_price`) — e.g. a 50% jump. `requests[exchange]` counts the calls.
 """
@@ -15,7 +16,7 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
-FAULTS = ("ok", "hang", "http500", "http503_once", "html", "zero", "negative", "nan")
+FAULTS = ("ok", "hang", "slow", "http500", "http503_once", "html", "zero", "negative", "nan")
 HTML_PAGE = ("<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head>"
              "<body><h1>502 Bad Gateway</h1><p>cloudflare</p></body></html>")
 
@@ -90,6 +91,8 @@ class FeedServer:
         if fault == "hang":
             self._release.wait(self.hang_s)
             return self._send(h, 200, "{}")
+        if fault == "slow":
+            self._release.wait(self.hang_s)
         if fault in ("http500", "http503_once"):
             status = 500 if fault == "http500" else 503
             return self._send(h, status, json.dumps({"code": -1001, "msg": "Internal error; unable to process"}))

@@ -88,6 +88,28 @@ def test_timeout_is_typed_and_falls_back(server):
     assert chain.dropped["timeout"] == 1
 
 
+def test_a_backfill_waits_longer_than_a_price_does(server):
+    """Hundreds of candles (the backfill, the candle book's first fill) get BULK_TIMEOUT_S: a slow
+    answer is worth having (nothing trades without it); a price never waits past FEED_TIMEOUT."""
+    from signal_engine.feeds.rest import BULK_TIMEOUT_S
+
+    server.set_fault("binance", "slow")
+    server.hang_s = 1.0
+    try:
+        assert TIMEOUT < server.hang_s < BULK_TIMEOUT_S
+        with pytest.raises(FeedTimeout):
+            BinanceFeed(server.url, TIMEOUT).latest("BTC")
+        times, prices = BinanceFeed(server.url, TIMEOUT).history("BTC", 3600)
+        assert times.size >= 60 and np.all(np.isfinite(prices))
+        minute_open, high, low = BinanceFeed(server.url, TIMEOUT).candles("BTC", 780)
+        assert minute_open.size >= 60 and np.all(high >= low)
+        with pytest.raises(FeedTimeout):                       # a few candles (the minute's refresh): not bulk
+            BinanceFeed(server.url, TIMEOUT).candles("BTC", 3)
+    finally:
+        server.hang_s = 5.0
+        server.set_fault("binance", "ok")
+
+
 def test_http_5xx_is_retried_a_bounded_number_of_times_then_falls_back(server):
     server.set_fault("binance", "http500")
     with pytest.raises(FeedHTTPError) as err:

@@ -159,9 +159,11 @@ def test_gap_gives_nan_never_a_value_across_it():
     assert np.isfinite(one(f, "vol_short"))                     # 900 s back stays after the hole
     f2 = model.features(times, prices, 2500.0)
     assert np.isnan(one(f2, "micro")) and np.isfinite(one(f2, "momentum_60s"))
-    # Not enough history is NaN as well, and evaluate still answers (prob_up on the fallback sigma).
+    # Not enough history is NaN as well; evaluate still answers, but publishes no prob_up on a guessed
+    # volatility (model.prob_up's fallback_sigma is for the backtest's first hour, not for trading)
     out = model.evaluate(times[:100], prices[:100], 99.0, 0.0, 900.0)
-    assert out["sigma"] is None and out["prob_up"] is not None and out["basis"]["trend_bias"] == "unknown"
+    assert out["sigma"] is None and out["prob_up"] is None and out["basis"]["trend_bias"] == "unknown"
+    assert out["price"] == prices[99]
 
 
 def test_lookahead_changing_the_future_changes_nothing_before():

@@ -107,8 +107,10 @@ def test_started_mid_window_without_history_says_open_unknown(tmp_path):
     assert first["prob_up"] is None and first["direction"] == "NO_TRADE"
     assert first["window"]["open_price"] is None and "window open unknown" in first["reason"]
     nxt = [d for d in docs if d["window"]["start"] == "2026-01-01T00:00:10Z"]
-    assert nxt and all(d["prob_up"] is not None and d["window"]["open_price"] is not None for d in nxt)
-    assert all(d["reason"] is None for d in nxt)
+    assert nxt and all(d["window"]["open_price"] is not None for d in nxt)
+    # the open is known now, the volatility not yet (12 s of history): no prob_up, and it says why
+    assert all(d["prob_up"] is None and d["direction"] == "NO_TRADE" for d in nxt)
+    assert all(d["reason"].startswith("volatility unknown") for d in nxt)
     # the open is the price at the window start, frozen for the window
     assert len({d["window"]["open_price"] for d in nxt}) == 1
 
@@ -128,6 +130,7 @@ def test_the_boundary_tick_of_a_stream_without_a_trade_since_the_start_has_an_op
     cfg = make_cfg(tmp_path, MODE="demo", WINDOW_SECONDS="10", STALE_AFTER="5")
     clock = FakeClock(1_767_225_595.005)                 # 5 s before the window at ...600
     engine = SignalEngine(cfg, FallbackChain([LastTradeFeed(7, clock=clock)]), mono=clock)
+    engine.backfill()                                     # a volatility to compute prob_up with
     for _ in range(5):                                    # ...595.005 .. 599.005 (trades at t - 0.3)
         engine.tick(write=False)
         clock.t += 1.0
@@ -203,6 +206,62 @@ def test_once_knows_when_a_window_began_between_its_backfill_and_its_tick(tmp_pa
     assert engine.assets["BTC"].backfilled_to is not None and not engine.window_began_since_backfill()
     clock.t = start + 3.0
     assert engine.window_began_since_backfill()
+
+
+class HistoryDownFeed(SimFeed):
+    """Its history (the backfill) fails until `history_up` is set; its prices always answer."""
+
+    history_up = False
+
+    def history(self, asset: str, seconds: float):
+        from signal_engine.feeds.base import FeedError
+
+        if not self.history_up:
+            raise FeedError("sim", asset, "history down (test)")
+        return SimFeed(7, clock=self.clock).history(asset, seconds)   # a SimFeed backfills before its first price only
+
+
+def test_a_failed_backfill_means_no_prob_up_and_is_retried_until_it_works(tmp_path, caplog):
+    """No history, no volatility: prob_up stays None (never a guessed volatility to trade on), and the
+    backfill is tried again every BACKFILL_RETRY_S until it works; then prob_up is back within a tick."""
+    from signal_engine.publisher import BACKFILL_RETRY_S
+
+    cfg = make_cfg(tmp_path, MODE="demo", WINDOW_SECONDS="60", STALE_AFTER="5")
+    clock = FakeClock(1_767_225_600.0 - 40.0)            # 40 s before a window: its start will be seen
+    feed = HistoryDownFeed(7, clock=clock)
+    engine = SignalEngine(cfg, FallbackChain([feed]), mono=clock)
+    caplog.set_level(logging.INFO, logger="signal_engine")
+    engine.backfill()
+    assert engine.assets["BTC"].backfill_retry_at == clock.t + BACKFILL_RETRY_S
+    docs = []
+    for _ in range(80):                                 # to 40 s into the window
+        if clock.t >= 1_767_225_600.0 + 5.0:
+            feed.history_up = True                     # back after the first retry (at -10 s) failed
+        docs.append(engine.tick(write=False)["BTC"])
+        clock.t += 1.0
+    early = [d for d in docs if d["window"]["start"] == "2026-01-01T00:00:00Z"][:5]
+    assert early and all(d["prob_up"] is None and d["reason"].startswith("volatility unknown") for d in early)
+    assert engine.assets["BTC"].backfill_retry_at is None and engine.assets["BTC"].backfill_source == "sim"
+    assert docs[-1]["prob_up"] is not None and docs[-1]["reason"] is None
+    times, _ = engine.assets["BTC"].history.arrays()
+    assert times[0] < 1_767_225_600.0 - 3600 and np.all(np.diff(times) > 0)   # the backfill went in front
+    assert len([r for r in caplog.records if "no history to backfill" in r.getMessage()]) == 2
+
+
+def test_tick_history_merges_an_older_series_in_front():
+    from signal_engine.tick_history import TickHistory
+
+    h = TickHistory(keep_s=100.0)
+    assert h.merge_older(np.array([1.0, 2.0]), np.array([10.0, 20.0])) == 2     # empty: as extend
+    h = TickHistory(keep_s=100.0)
+    for t in (50.0, 51.0, 52.0):
+        h.add(t, t)
+    assert h.merge_older(np.arange(0.0, 60.0, 5.0), np.arange(0.0, 60.0, 5.0)) == 10   # 0..45: before 50
+    times, prices = h.arrays()
+    assert list(times) == [*np.arange(0.0, 50.0, 5.0), 50.0, 51.0, 52.0] and list(prices) == list(times)
+    assert h.merge_older(np.array([60.0]), np.array([1.0])) == 0                   # nothing older
+    h.add(200.0, 200.0)                                                            # and it still trims
+    assert h.first_time is not None and h.first_time >= 52.0
 
 
 # ---- the real process ---------------------------------------------------------------------------

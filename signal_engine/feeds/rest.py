@@ -31,6 +31,8 @@ from .base import (
 )
 
 STEP_S = 60.0             # backfill candles are 1 minute
+BULK_ROWS = 60            # more candles than this in one answer: a bulk request (backfill, first fill)
+BULK_TIMEOUT_S = 6.0      # ... whose timeout is at least this (hundreds of rows; a slow answer beats none)
 Candles1m = tuple[np.ndarray, np.ndarray, np.ndarray]   # (minute_open epoch s, high, low), oldest first
 MAX_TRADE_AGE_S = 120.0   # Coinbase: a last trade older than this means a frozen book
 
@@ -59,24 +61,26 @@ class RestClient:
         for two threads: the candle refresher asks on its own)."""
         return RestClient(self.source, self.base_url, self.timeout, self.retries, self.backoff, self.sleep)
 
-    def get_json(self, path: str, params: dict, asset: str) -> object:
+    def get_json(self, path: str, params: dict, asset: str, bulk: bool = False) -> object:
+        """`bulk`: hundreds of candles (the backfill, the candle book's first fill): the timeout is at
+        least BULK_TIMEOUT_S (a slow answer is still worth having; nothing trades without it)."""
         attempt = 0
         while True:
             try:
-                return self._get_once(path, params, asset)
+                return self._get_once(path, params, asset, max(self.timeout, BULK_TIMEOUT_S) if bulk else self.timeout)
             except FeedError as exc:
                 if not exc.retryable or attempt >= self.retries:
                     raise
                 attempt += 1
                 self.sleep(self.backoff * attempt)
 
-    def _get_once(self, path: str, params: dict, asset: str) -> object:
+    def _get_once(self, path: str, params: dict, asset: str, timeout: float) -> object:
         url = f"{self.base_url}{path}"
         self.requests_made += 1
         try:
-            resp = self.session.get(url, params=params, timeout=(self.timeout, self.timeout))
+            resp = self.session.get(url, params=params, timeout=(timeout, timeout))
         except requests.Timeout:
-            raise FeedTimeout(self.source, asset, f"no answer from {url} within {self.timeout:g} s") from None
+            raise FeedTimeout(self.source, asset, f"no answer from {url} within {timeout:g} s") from None
         except requests.RequestException as exc:
             raise FeedConnectionError(self.source, asset, f"cannot reach {url}: {type(exc).__name__}") from None
         if resp.status_code != 200:
@@ -128,7 +132,7 @@ class BinanceFeed(WallClockMixin):
     def history(self, asset: str, seconds: float) -> tuple[np.ndarray, np.ndarray]:
         limit = int(min(1000, math.ceil(seconds / STEP_S) + 2))
         rows = self.http.get_json("/api/v3/klines", {"symbol": self.symbol(asset), "interval": "1m",
-                                                     "limit": limit}, asset)
+                                                     "limit": limit}, asset, bulk=limit > BULK_ROWS)
         if not isinstance(rows, list):
             raise BadPayload(self.name, asset, f"klines is not a list: {_snippet(str(rows))!r}")
         try:
@@ -143,7 +147,8 @@ class BinanceFeed(WallClockMixin):
     def candles(self, asset: str, minutes: int) -> Candles1m:
         """The last `minutes` closed 1-minute candles' (minute_open, high, low), oldest first."""
         rows = self.http.get_json("/api/v3/klines", {"symbol": self.symbol(asset), "interval": "1m",
-                                                     "limit": int(min(1000, minutes + 1))}, asset)
+                                                     "limit": int(min(1000, minutes + 1))}, asset,
+                                  bulk=minutes > BULK_ROWS)
         return _candle_rows(self.name, asset, rows, lambda r: (float(r[0]) / 1000.0, r[2], r[3]), self.clock())
 
 
@@ -205,7 +210,8 @@ class CoinbaseFeed(WallClockMixin):
         return Tick(asset.upper(), price, now, self.name)
 
     def history(self, asset: str, seconds: float) -> tuple[np.ndarray, np.ndarray]:
-        rows = self.http.get_json(f"/products/{self.product(asset)}/candles", {"granularity": 60}, asset)
+        rows = self.http.get_json(f"/products/{self.product(asset)}/candles", {"granularity": 60}, asset,
+                                  bulk=seconds > BULK_ROWS * STEP_S)
         if not isinstance(rows, list):
             raise BadPayload(self.name, asset, f"candles is not a list: {_snippet(str(rows))!r}")
         try:
@@ -223,6 +229,7 @@ class CoinbaseFeed(WallClockMixin):
     def candles(self, asset: str, minutes: int) -> Candles1m:
         """The latest closed 1-minute candles' (minute_open, high, low), oldest first (Coinbase sends
         up to 300, newest first, as [time, low, high, open, close, volume])."""
-        rows = self.http.get_json(f"/products/{self.product(asset)}/candles", {"granularity": 60}, asset)
+        rows = self.http.get_json(f"/products/{self.product(asset)}/candles", {"granularity": 60}, asset,
+                                  bulk=minutes > BULK_ROWS)
         mo, hi, lo = _candle_rows(self.name, asset, rows, lambda r: (float(r[0]), r[2], r[1]), self.clock())
         return mo[-minutes:], hi[-minutes:], lo[-minutes:]
