@@ -20,7 +20,7 @@ usage: ./supervisor.sh COMMAND
                        detached under a monitor that restarts what dies or hangs
   stop                 stop everything it started (TERM, then KILL); safe to repeat
   status [--json]      processes, current signal, last trade, risk; exit 0 all up, 3 otherwise
-  restart [--live]     stop, then start
+  restart [--live]     check the configuration, then stop and start (a refused one stops nothing)
   logs [name]          follow logs/<name>.log (default: all logs; also trades, decisions)
   doctor               check config, browser, profile and .env permissions, the page's selectors
   login                open a visible browser on the profile to install/unlock the wallet, log in
@@ -174,7 +174,7 @@ main() {
     start) svc_start "$@" ;;
     stop) svc_stop ;;
     status) cmd_status "$@" ;;
-    restart) svc_stop quiet; svc_start "$@" ;;
+    restart) restart_check "$@"; svc_stop quiet; svc_start "$@" ;;
     install) cmd_install "$@" ;;
     uninstall) cmd_uninstall "$@" ;;
     service-run) cmd_service_run "$@" ;;

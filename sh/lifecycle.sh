@@ -34,8 +34,21 @@ _lock_nb() {
   fi
 }
 
+# Live needs MODE=live in the configuration too (README's safety model): --live never turns a
+# demo or paper configuration into a live one. Exits 2 when it does not say live.
+_need_live_mode() {
+  local mode
+  mode=$("$PY" -m core.config --raw MODE) || exit 2
+  mode=$(printf '%s' "$mode" | tr '[:upper:]' '[:lower:]')
+  if [ "$mode" != live ]; then
+    printf 'supervisor: --live, but the configuration says MODE=%s: set MODE=live in .env (or the environment) as well; nothing started\n' "${mode:-demo (unset)}" >&2
+    exit 2
+  fi
+}
+
 _confirm_live() {
   local answer=""
+  _need_live_mode
   printf '%s\n' "LIVE mode places real orders with real money on ${MARKET_URL:-the real site}." >&2
   printf 'Type %s to continue: ' "$LIVE_PHRASE" >&2
   IFS= read -r answer || true
@@ -110,8 +123,30 @@ cmd_status() {
 }
 
 cmd_restart() {
+  restart_check "$@"
   cmd_stop
   cmd_start "$@"
+}
+
+# restart's first step (here and in supervisor.sh's service-aware restart): exits when the start
+# that follows the stop would refuse.
+restart_check() {
+  local rc=0
+  start_options "$@"
+  # The new configuration is checked before anything is stopped: a typo in .env leaves the running
+  # agent running (with --live: checked as the live start will run it; the phrase is asked by start).
+  if [ -x "$PY" ]; then
+    if [ "$START_LIVE" = 1 ]; then
+      _need_live_mode
+      LIVE_CONFIRM="$LIVE_PHRASE" "$PY" -m monitor preflight >/dev/null || rc=$?
+    else
+      "$PY" -m monitor preflight >/dev/null || rc=$?
+    fi
+    if [ "$rc" != 0 ]; then
+      printf 'supervisor: restart: the configuration is refused (above); nothing was stopped\n' >&2
+      exit "$rc"
+    fi
+  fi
 }
 
 cmd_logs() {

@@ -246,6 +246,7 @@ def test_live_cron_service_starts_live_from_the_stored_confirmation(svc_env, tmp
     env, state, tracker = svc_env
     env["SUPERVISOR_SERVICE_MANAGER"] = "cron"
     store = tmp_path / "crontab.txt"
+    Path(env["DOTENV_PATH"]).write_text("MODE=live\n")       # live needs MODE=live and the phrase
     r = run_sup(env, "install", "--live", stdin="yes\n")
     assert r.returncode == 2 and "not confirmed" in r.stderr and not store.exists()
     _ok(run_sup(env, "install", "--live", stdin="I_UNDERSTAND\n"))
@@ -268,7 +269,9 @@ def test_live_cron_service_starts_live_from_the_stored_confirmation(svc_env, tmp
 
     out = _ok(run_sup(env, "stop")).stdout
     assert "everything stopped" in out and "@reboot line starts it at the next boot" in out
-    assert "live confirmation was removed" in _in_process(service_cli.uninstall, env)
+    # (the CLI's uninstall reads the config leniently: a MODE=live .env without the phrase in this shell)
+    lenient = {**env, "LIVE_CONFIRM": "I_UNDERSTAND"}
+    assert "live confirmation was removed" in _in_process(service_cli.uninstall, lenient)
     assert not stored.exists() and svc.CRON_MARK not in store.read_text()
 
 

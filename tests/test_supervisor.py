@@ -322,6 +322,10 @@ def test_live_start_needs_the_phrase_and_passes_it_only_through_the_environment(
     env, state, logs, tracker = sup
     dump = tmp_path / "env.json"
     env["SUPERVISOR_CHILDREN_FILE"] = str(write_children(tmp_path, [stub_child("alpha", "--env-dump", str(dump))]))
+    r = run_sup(env, "start", "--live", stdin="I_UNDERSTAND\n")        # .env says MODE=demo: --live alone is not live
+    assert r.returncode == 2 and "configuration says MODE=demo" in r.stderr and "nothing started" in r.stderr
+    assert not (state / "supervisor.json").exists()
+    Path(env["DOTENV_PATH"]).write_text("MODE=live\n")
     r = run_sup(env, "start", "--live", stdin="yes\n")
     assert r.returncode == 2 and "not confirmed" in r.stderr and not (state / "supervisor.json").exists()
 
@@ -334,6 +338,23 @@ def test_live_start_needs_the_phrase_and_passes_it_only_through_the_environment(
         pid = pid_record(state, name)["pid"]
         assert "I_UNDERSTAND" not in procfs.cmdline(pid)  # "" without /proc
     assert run_sup(env, "status").stdout.startswith("mode live")
+
+
+def test_restart_with_a_bad_configuration_stops_nothing(sup, tmp_path):
+    """A typo in .env, then restart: the configuration is refused before anything is stopped, so the
+    running agent keeps running (it used to be stopped, then not started)."""
+    env, state, logs, tracker = sup
+    env["SUPERVISOR_CHILDREN_FILE"] = str(write_children(tmp_path, [stub_child("alpha")]))
+    _start(env)
+    pid = wait_for(lambda: _running_pid(state, "alpha", fresh_after=0), 10, "alpha running")
+    tracker.note_all()
+    Path(env["DOTENV_PATH"]).write_text("MODE=demo\nPOSITION_SIZE=ten\n")
+    r = run_sup(env, "restart")
+    assert r.returncode == 2 and "POSITION_SIZE" in r.stderr and "nothing was stopped" in r.stderr, r.stderr
+    r = run_sup(env, "restart", "--live")                  # --live on a demo configuration: refused first too
+    assert r.returncode == 2 and "configuration says MODE=demo" in r.stderr, r.stderr
+    assert pid_record(state, "alpha")["pid"] == pid and run_sup(env, "status").returncode == 0
+    assert run_sup(env, "stop").returncode == 0
 
 
 def test_status_says_when_the_monitor_is_gone(sup, tmp_path):
