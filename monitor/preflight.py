@@ -6,7 +6,10 @@ nothing was started. The supervisor's knobs (SUPERVISOR_*) are part of the confi
 
 from __future__ import annotations
 
+import difflib
+import io
 import os
+import re
 import socket
 import stat
 from collections.abc import Callable, Mapping
@@ -14,7 +17,7 @@ from pathlib import Path
 
 from dotenv.parser import parse_stream
 
-from core.config import REPO_ROOT, Config, ConfigError, load_config
+from core.config import REPO_ROOT, STALE_PREFIX, Config, ConfigError, load_config
 
 from .settings import SettingsError, children_for
 
@@ -45,13 +48,13 @@ def check_dotenv(env: Mapping[str, str], note: Callable[[str], None]) -> None:
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
         raise PreflightError(f"{path} could not be read ({reason}); nothing started") from None
-    import io
-
     bad = [b.original.line for b in parse_stream(io.StringIO(text)) if b.error]
     if bad:
         lines = ", ".join(str(n) for n in bad[:5])
         raise PreflightError(f"{path}: line {lines} could not be parsed (each line must be KEY=value or a"
                              " # comment; the line is not shown in case it holds a secret); nothing started")
+    for line in unknown_names([b.key for b in parse_stream(io.StringIO(text)) if b.key], path):
+        note(line)
     mode = stat.S_IMODE(path.stat().st_mode)
     if mode & (stat.S_IRGRP | stat.S_IROTH):
         note(f"warning: {path} is readable by other users (mode {mode:o}); it may hold METAMASK_PASSWORD:"
@@ -70,6 +73,32 @@ def preflight(env: Mapping[str, str] | None = None, note: Callable[[str], None] 
     except SettingsError as exc:
         raise PreflightError(f"{exc}; nothing started") from None
     return cfg
+
+
+def known_names() -> set[str]:
+    """Every setting: the names .env.example lists (tests/test_core.py holds it complete)."""
+    example = REPO_ROOT / ".env.example"
+    try:
+        text = example.read_text(encoding="utf-8")
+    except OSError:
+        return set()
+    return set(re.findall(r"^#?\s*([A-Z][A-Z0-9_]*)=", text, flags=re.M))
+
+
+def unknown_names(names: list[str], path: Path) -> list[str]:
+    """A warning per name in .env that is no setting (a typo leaves the default in force, silently
+    otherwise), with the closest setting when there is one. Empty when .env.example is missing."""
+    known = known_names()
+    if not known:
+        return []
+    out = []
+    for name in names:
+        if name in known or name.startswith(STALE_PREFIX):
+            continue
+        close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.8)
+        hint = f"did you mean {close[0]}? " if close else ""
+        out.append(f"warning: {name} in {path} is not a setting (not in .env.example): {hint}it is ignored")
+    return out
 
 
 def check_ports_free(cfg: Config, env: Mapping[str, str] | None = None) -> None:

@@ -481,3 +481,19 @@ def test_status_shows_the_executors_journal_problems_text_and_json(tmp_path):
     assert lines == ["journal        2 unreadable journal line(s) skipped: line 1: torn"]
     st, lines = status_with("garbage")       # a malformed block is ignored, never a crash
     assert "journal" not in st["executor"] and lines == []
+
+
+def test_a_misspelled_setting_in_dotenv_is_named_with_the_closest_setting(tmp_path):
+    """A typo in a name leaves the default in force: every start (and doctor) says so."""
+    from monitor.preflight import check_dotenv
+
+    dotenv = tmp_path / "typo.env"
+    dotenv.write_text("MODE=demo\nPOSITON_SIZE=777\nMAX_DAILY_LOS=10\nSUPERVISOR_STALE_EXECUTOR=60\nFOO_BAR=1\n")
+    dotenv.chmod(0o600)
+    notes: list[str] = []
+    check_dotenv({"DOTENV_PATH": str(dotenv)}, notes.append)
+    assert len(notes) == 3, notes
+    assert "POSITON_SIZE" in notes[0] and "did you mean POSITION_SIZE?" in notes[0] and "ignored" in notes[0]
+    assert "did you mean MAX_DAILY_LOSS?" in notes[1]
+    assert "FOO_BAR" in notes[2] and "did you mean" not in notes[2]
+    assert not any("777" in n for n in notes)                       # names only, never a value
