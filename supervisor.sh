@@ -185,7 +185,7 @@ main() {
     pause|unpause) _need_venv; "$PY" -m monitor "$cmd" ;;
     down|up) cmd_hold "$cmd" "$@" ;;
     help|-h|--help) usage ;;
-    *) usage >&2; exit 2 ;;
+    *) usage >&2; printf 'supervisor: unknown command %s (the commands are listed above)\n' "$cmd" >&2; exit 2 ;;
   esac
 }
 

@@ -208,3 +208,9 @@ def test_logs_of_a_misspelt_name_fails_at_once_instead_of_waiting(env):
     (Path(env["LOG_DIR"])).mkdir(parents=True, exist_ok=True)
     r = run_sup(env, "logs", "exectuor", timeout=30)
     assert r.returncode != 0 and "no log named exectuor" in r.stderr and "executor" in r.stderr
+
+
+def test_an_unknown_command_is_named(env):
+    r = run_sup(env, "unpuase")
+    assert r.returncode == 2 and "unknown command unpuase" in r.stderr and "usage" in r.stderr.lower()
+    assert run_sup(env, "help").returncode == 0
