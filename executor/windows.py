@@ -71,7 +71,9 @@ class WindowTracker:
         self.current[asset] = w
         self.svc.state.bump("windows")
         grid = window_at(asset, seen, self.svc.cfg.window_seconds)
-        log.info("%s new window %s (via %s, %.3fs after its start; grid %s)", asset, slug, via, seen - start,
+        when = f"{seen - start:.3f}s after its start" if seen >= start else \
+            f"{start - seen:.3f}s before its start: the page opened it ahead"
+        log.info("%s new window %s (via %s, %s; grid %s)", asset, slug, via, when,
                  "agrees" if grid.start == start else f"says {grid.start}")
 
     def refusal(self, asset: str, start: int) -> str | None:
