@@ -77,12 +77,15 @@ def fit_one(asset: str, paths: list[Path], a: argparse.Namespace, plots: list[st
               "test_until": iso_utc(float(g.windows.start[te[-1]])),
               "spans": [list(sp) for sp in v.spans], "close_blend": v.close_blend.to_dict(),
               "range_blend": v.range_blend.to_dict() if v.range_blend else None, "nu": v.nu,
+              "kappa": round(float(v.kappa), 6),
               "scale_by_seconds_left": dict(zip((str(int(s)) for s in v.calib_seconds_left),
                                                 (round(float(x), 4) for x in v.calib_scale), strict=True))}
              for k, tr, te, v in wf["fitted"]]
     fitted_on = {"files": [_rel(p) for p in paths], "windows": n, "first_window": iso_utc(float(g.windows.start[0])),
                  "last_window": iso_utc(float(g.windows.start[-1]))}
     report = {"windows": n, "fitted_on": fitted_on,
+              "kappa": {"final": round(float(final.kappa), 6), "per_fold": [round(float(v.kappa), 6)
+                                                                           for *_, v in wf["fitted"]]},
               "walk_forward": {"out_of_sample_windows": int(rows.size), "folds": folds, **section,
                                "per_fold_brier_change_pct": fr.per_fold(wf["q_new"], q_old, y, wf["fold_of_row"])},
               "close_only_fallback": fr.brief(wf["q_close_only"], q_old, y, wf["fold_of_row"]),

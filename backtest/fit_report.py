@@ -125,6 +125,9 @@ def summary(report: dict) -> str:
                          f"{nw['log_loss']:>8.4f}/{td['log_loss']:.4f} {nw['ece']:>7.4f}/{td['ece']:.4f}")
         lines.append("ECE new, minutes 1..14: " + " ".join(f"{wf['ece_every_minute'][str(m)]['new']:.4f}"
                                                           for m in ECE_MINUTES))
+        if "kappa" in a:
+            lines.append(f"late-window shift kappa: {a['kappa']['final']:+.4f} (per walk-forward fold: "
+                         + " ".join(f"{k:+.4f}" for k in a["kappa"]["per_fold"]) + ")")
         for b in a["bars"]:
             lines.append(f"[{'PASS' if b['pass'] else 'FAIL'}] {asset} {b['bar']}: {b['value']}")
     for p in report.get("plots", []):

@@ -294,7 +294,7 @@ def evaluate(times, prices, now: float, window_start: float, window_seconds: flo
         name, vol_input = vol.name, used
         sigma = vol.sigma_per_sqrt_s(now, seconds_left, base)
         if open_price is not None:
-            p = float(np.ravel(vol.prob_up(open_price, ref, now, seconds_left, base))[0])
+            p = float(np.ravel(vol.prob_up(open_price, ref, now, seconds_left, base, window_s=window_seconds))[0])
     else:
         sigma = v1_sigma if v1_sigma is not None else float(realized_sigma(times, prices, now, params=params)[0])
         if memo is not None and memo.get("key") == key:

@@ -21,11 +21,18 @@ The model, for one asset, at an instant `now` with `seconds_left` to the window'
    range blend is held within RANGE_MAX_RATIO of the close-only one (bad high/low cannot run away).
 3. **Horizon.** The variance until the window's end is `v * H`, with `H` the integral of `S2` over
    [now, now + seconds_left] in minutes (the seasonality of the minutes still to come).
-4. **Calibration.** `z = ln(price / strike) / sqrt(v * H)`, `prob_up = T_nu(z / c(seconds_left))`:
-   a Student-t CDF with `nu` degrees of freedom (fat tails; nu = None is the normal CDF) and a scale
-   `c` per seconds-left node, linearly interpolated between nodes (and held at the end nodes).
-   At the open (price == strike) prob_up is exactly 0.5; at seconds_left = 0 it is 1 when
-   price >= strike (ties go Up), else 0; always clipped to [0.001, 0.999].
+4. **Calibration.** `z = ln(price / strike) / sqrt(v * H)`,
+   `prob_up = T_nu(z / c(seconds_left) + kappa * shift_profile(seconds_left))`: a Student-t CDF with
+   `nu` degrees of freedom (fat tails; nu = None is the normal CDF), a scale `c` per seconds-left
+   node, linearly interpolated between nodes (and held at the end nodes), and a late-window shift
+   (format 3; kappa = 0 in format 2): `kappa / sqrt(s / 60)` with s the seconds left, i.e. one
+   parameter per asset, largest near the end, where a small lean of the outcome (BTC ended Up a little
+   more often than z says late in the window) matters most. The shift is 0 at the window's open,
+   grows linearly to full one minute in (SHIFT_RAMP_S; the first decision minute of the fit), is held
+   at its value for one minute left below that (SHIFT_MIN_LEFT_S: never larger than |kappa|, no blow-up
+   as s -> 0) and is 0 when no time is left. At the open (price == strike) prob_up is exactly 0.5;
+   at seconds_left <= 0 it is 1 when price >= strike (ties go Up), else 0; always clipped to
+   [0.001, 0.999].
 
 The live engine calls `VolModel.base_variance_at(times, prices, now, minute_hl=...)` on its tick
 history (and, when it has them, the closed 1-minute candles' high/low); the backtest calls
@@ -45,7 +52,8 @@ import numpy as np
 from . import model
 
 MODEL_NAME = "prob_up-v2"
-FILE_FORMAT = 2                  # 2: log-linear blends over spans (format 1, a linear fast/slow pair: refit)
+FILE_FORMAT = 3                  # 3: + calibration.kappa; 2: log-linear blends (kappa 0); 1 (linear pair): refit
+READABLE_FORMATS = (2, 3)
 PROB_CLIP = 0.001
 STEP_S = 60.0                    # returns are 1-minute log returns, on both paths
 HOW_OFFSET_H = 72                # epoch 0 was a Thursday 00:00 UTC: +72 h makes Monday 00:00 hour 0
@@ -57,6 +65,12 @@ COMPONENT_FLOOR = 1e-3           # each EWMA is at least this fraction of the sl
 # feed reporting high == low, a stale candle). On the dev data ln(range / close) stayed in
 # [-0.68, 1.66] (99.8 % within +-0.65), so the guard almost never acts on real candles.
 RANGE_MAX_RATIO = 4.0
+# The late-window shift kappa * shift_profile(s): 0 at the open of a WINDOW_S window (unless the caller
+# says another length), full SHIFT_RAMP_S later, held below SHIFT_MIN_LEFT_S left, 0 at s <= 0.
+WINDOW_S = 900.0
+SHIFT_RAMP_S = 60.0
+SHIFT_MIN_LEFT_S = 60.0
+KAPPA_MAX = 1.0                  # a parameter file's |kappa| above this is refused (the fit searches +-0.5)
 
 
 # ---- Student-t CDF (numpy only: a table per nu, built once) --------------------------------
@@ -157,6 +171,16 @@ def minute_range_at(minute_hl: tuple[np.ndarray, np.ndarray, np.ndarray], ends: 
     return np.where(mo[i] == want, pk[i], np.nan)
 
 
+def shift_profile(seconds_left, window_s: float = WINDOW_S) -> np.ndarray:
+    """The late-window shift per unit kappa: 1 / sqrt(max(s, SHIFT_MIN_LEFT_S) / 60) times a ramp
+    from 0 at the open (s = window_s) to 1 at SHIFT_RAMP_S after it; 0 when s <= 0 (the window is
+    settled: prob_up is then 1 or 0 from z alone) and for s >= window_s (not open yet)."""
+    s = np.asarray(seconds_left, dtype=float)
+    ramp = np.clip((float(window_s) - s) / SHIFT_RAMP_S, 0.0, 1.0)
+    prof = ramp / np.sqrt(np.maximum(s, SHIFT_MIN_LEFT_S) / 60.0)
+    return np.where(s > 0, prof, 0.0)
+
+
 @dataclass(frozen=True)
 class LogBlend:
     """ln v = intercept + sum_k b_close[k] ln C_k (+ sum_k b_range[k] ln R_k): C_k, R_k the EWMAs of
@@ -207,6 +231,7 @@ class VolModel:
     season_moh: np.ndarray          # (60,)
     calib_seconds_left: np.ndarray  # ascending nodes
     calib_scale: np.ndarray
+    kappa: float = 0.0              # the late-window shift (0 = none; format 2 files)
     name: str = MODEL_NAME
 
     # ---- what the engine needs to keep ----
@@ -322,9 +347,17 @@ class VolModel:
     def scale_at(self, seconds_left) -> np.ndarray:
         return np.interp(np.asarray(seconds_left, dtype=float), self.calib_seconds_left, self.calib_scale)
 
-    def prob_from_z(self, z, seconds_left) -> np.ndarray:
-        p = t_cdf(np.asarray(z, dtype=float) / self.scale_at(seconds_left), self.nu)
-        return np.clip(p, PROB_CLIP, 1.0 - PROB_CLIP)
+    def shift_at(self, seconds_left, window_s: float = WINDOW_S) -> np.ndarray:
+        """kappa * shift_profile: what is added to z / c before the CDF (in z units)."""
+        if self.kappa == 0.0:
+            return np.zeros(np.shape(seconds_left))
+        return self.kappa * shift_profile(seconds_left, window_s)
+
+    def prob_from_z(self, z, seconds_left, window_s: float = WINDOW_S) -> np.ndarray:
+        """T_nu(z / c(s) + kappa * shift_profile(s)), clipped; `window_s`: the window's length (the
+        shift is 0 at its open)."""
+        u = np.asarray(z, dtype=float) / self.scale_at(seconds_left) + self.shift_at(seconds_left, window_s)
+        return np.clip(t_cdf(u, self.nu), PROB_CLIP, 1.0 - PROB_CLIP)
 
     def zscore(self, strike, price, now, seconds_left, base_var) -> np.ndarray:
         """ln(price / strike) / sqrt(v * H); +-inf (0 -> +inf: ties go Up) when no time is left."""
@@ -333,8 +366,8 @@ class VolModel:
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.where(sd > 0, lr / np.where(sd > 0, sd, 1.0), np.where(lr >= 0, np.inf, -np.inf))
 
-    def prob_up(self, strike, price, now, seconds_left, base_var) -> np.ndarray:
-        return self.prob_from_z(self.zscore(strike, price, now, seconds_left, base_var), seconds_left)
+    def prob_up(self, strike, price, now, seconds_left, base_var, window_s: float = WINDOW_S) -> np.ndarray:
+        return self.prob_from_z(self.zscore(strike, price, now, seconds_left, base_var), seconds_left, window_s)
 
     def sigma_per_sqrt_s(self, now, seconds_left, base_var) -> float:
         """The volatility per sqrt(second) this prob_up used (for signal.json's display)."""
@@ -353,4 +386,5 @@ class VolModel:
                 "season_hour_of_week": [round(float(v), 6) for v in self.season_how],
                 "season_minute_of_hour": [round(float(v), 6) for v in self.season_moh],
                 "calibration": {"seconds_left": [float(v) for v in self.calib_seconds_left],
-                                "scale": [round(float(v), 6) for v in self.calib_scale]}}
+                                "scale": [round(float(v), 6) for v in self.calib_scale],
+                                "kappa": round(float(self.kappa), 6)}}

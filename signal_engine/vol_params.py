@@ -2,6 +2,8 @@
 
 The file is versioned (`model`, `version`, `format`) and written by `python -m backtest fit`
 (backtest/fit_cli.py); the signal engine loads it from PROB_MODEL_FILE (signal_engine/publisher.py).
+Format 3 (written) has the late-window shift `calibration.kappa`; format 2 (still read) has none
+(kappa = 0, the model as it was before the shift).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .vol_model import FILE_FORMAT, LogBlend, VolModel
+from .vol_model import FILE_FORMAT, KAPPA_MAX, READABLE_FORMATS, LogBlend, VolModel
 
 
 class ParamsError(ValueError):
@@ -70,8 +72,20 @@ def _spans(v, where: str) -> tuple[tuple[float, int, int], ...]:
     return tuple(out)
 
 
-def model_from_dict(asset: str, d: object) -> VolModel:
-    """One asset's section of a parameter file; ParamsError naming the field when unusable."""
+def _kappa(cal: dict, fmt: int, where: str) -> float:
+    """calibration.kappa: required in format 3, absent in format 2 (then 0)."""
+    if fmt == 2:
+        if "kappa" in cal:
+            raise ParamsError(f"{where}.kappa is a format 3 field but the file says format 2 (refit)")
+        return 0.0
+    if "kappa" not in cal:
+        raise ParamsError(f"{where}.kappa is missing (format 3 needs the late-window shift; 0 for none)")
+    return _num(cal, "kappa", -KAPPA_MAX, KAPPA_MAX, where)
+
+
+def model_from_dict(asset: str, d: object, fmt: int = FILE_FORMAT) -> VolModel:
+    """One asset's section of a parameter file of format `fmt`; ParamsError naming the field when
+    unusable."""
     where = f"assets.{asset}"
     if not isinstance(d, dict):
         raise ParamsError(f"{where} must be an object")
@@ -85,6 +99,7 @@ def model_from_dict(asset: str, d: object) -> VolModel:
     scale = _vector(cal.get("scale"), nodes.size, f"{where}.calibration.scale")
     if nodes.size > 1 and not np.all(np.diff(nodes) > 0):
         raise ParamsError(f"{where}.calibration.seconds_left must be strictly ascending")
+    kappa = _kappa(cal, fmt, f"{where}.calibration")
     spans = _spans(d.get("spans"), f"{where}.spans")
     return VolModel(
         asset=asset.upper(),
@@ -96,20 +111,23 @@ def model_from_dict(asset: str, d: object) -> VolModel:
         season_moh=_vector(d.get("season_minute_of_hour"), 60, f"{where}.season_minute_of_hour"),
         calib_seconds_left=nodes,
         calib_scale=scale,
+        kappa=kappa,
     )
 
 
 def parse_param_doc(doc: object) -> dict[str, VolModel]:
     if not isinstance(doc, dict):
         raise ParamsError("the file is not a JSON object")
-    if doc.get("model") != "prob_up" or doc.get("version") != 2 or doc.get("format") != FILE_FORMAT:
-        raise ParamsError(f"expected model 'prob_up', version 2, format {FILE_FORMAT}; got model"
+    fmt = doc.get("format")
+    if doc.get("model") != "prob_up" or doc.get("version") != 2 or fmt not in READABLE_FORMATS:
+        raise ParamsError(f"expected model 'prob_up', version 2, format {' or '.join(map(str, READABLE_FORMATS))};"
+                          " got model"
                           f" {str(doc.get('model'))[:20]!r}, version {str(doc.get('version'))[:10]!r},"
                           f" format {str(doc.get('format'))[:10]!r}")
     assets = doc.get("assets")
     if not isinstance(assets, dict) or not assets:
         raise ParamsError("'assets' must be a non-empty object {ASSET: parameters}")
-    models = {str(a).upper(): model_from_dict(str(a), d) for a, d in assets.items()}
+    models = {str(a).upper(): model_from_dict(str(a), d, int(fmt)) for a, d in assets.items()}
     return models
 
 

@@ -10,6 +10,7 @@ import numpy as np
 
 from backtest import fit
 from backtest.cli import main as backtest_main
+from signal_engine import vol_model as vm
 from signal_engine import vol_params
 from signal_engine.history import Candles
 from tests.model_support import write_csv
@@ -50,6 +51,7 @@ def test_fit_command_beats_todays_model_out_of_sample_and_writes_a_loadable_file
     assert rc == 0
     models = vol_params.load_param_file(out)
     assert set(models) == {"BTC"} and models["BTC"].nu is not None
+    assert json.loads(out.read_text())["format"] == 3
     rb, cb = models["BTC"].range_blend, models["BTC"].close_blend
     assert rb is not None and rb.b_range is not None and cb.b_range is None and sum(cb.b_close) > 0.5
     report = json.loads((rep / "fit_report.json").read_text())
@@ -67,9 +69,33 @@ def test_fit_command_beats_todays_model_out_of_sample_and_writes_a_loadable_file
     assert {b["bar"].split(" ")[0] for b in report["assets"]["BTC"]["bars"]} >= {"Brier", "ECE"}
     # per block and for the engine's close-only fallback (no candle high/low), the same windows
     assert set(wf["per_fold_brier_change_pct"]) == {"1", "2"}
+    # the late-window shift: fitted per fold and once more for the file (no lean planted: small)
+    kappa = report["assets"]["BTC"]["kappa"]
+    assert [f["kappa"] for f in wf["folds"]] == kappa["per_fold"] and len(kappa["per_fold"]) == 2
+    assert models["BTC"].kappa == kappa["final"] and all(abs(k) < 0.2 for k in kappa["per_fold"] + [kappa["final"]])
     fallback = report["assets"]["BTC"]["close_only_fallback"]
     assert set(fallback["brier_change_pct"]) == {"5", "10", "13"} and fallback["max_ece"] is not None
     assert (rep / "reliability_v2_BTC.png").stat().st_size > 10_000
+
+
+def test_the_late_window_shift_is_found_on_the_search_lattice():
+    """A planted kappa comes back (within its noise), on the KAPPA_STEP lattice, equal to the
+    exhaustive search of the lattice (the coarse-then-fine search misses nothing)."""
+    rng = np.random.default_rng(14)
+    seconds_left = 900.0 - 60.0 * np.arange(fit.MINUTES)
+    profile = vm.shift_profile(seconds_left[1:])
+    n, last = 5_000, fit.MINUTES - 2                  # the last decision minute (60 s left: profile 1)
+    u = rng.standard_t(5, size=n)
+    uu = np.full((n, fit.MINUTES - 1), np.nan)        # only that minute informs (the others unknown)
+    uu[:, last] = u
+    w = np.ones(n)
+    for planted in (0.3, -0.12):
+        y = (rng.random(n) < vm.t_cdf(u + planted * profile[last], 5.0)).astype(float)
+        k = fit.fit_shift(uu, profile, y, w, 5.0)
+        assert abs(k - planted) < 0.07 and abs(k / fit.KAPPA_STEP - round(k / fit.KAPPA_STEP)) < 1e-9, (k, planted)
+        lattice = np.arange(-200, 201) * fit.KAPPA_STEP
+        losses = [fit._wlogloss(vm.t_cdf(u + x * profile[last], 5.0), y, w) for x in lattice]
+        assert k == lattice[int(np.argmin(losses))]
 
 
 def test_fit_command_refuses_too_little_data(tmp_path, capsys):

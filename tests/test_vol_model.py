@@ -143,6 +143,72 @@ def test_horizon_seasonality_and_probability_by_hand():
     assert abs(float(v.prob_up(100.0, 100.05, T0 + 120, 600, 1e-6)[0]) - want) < 1e-12
 
 
+def test_late_window_shift_by_hand():
+    """prob_up = T_nu(z / c(s) + kappa / sqrt(s / 60)): 0 at the open (ramped over the first minute),
+    held at kappa below a minute left, nothing once the window is settled."""
+    v = toy_model(kappa=0.1, season_how=np.ones(168))
+    c = [60, 480, 840]
+    z = np.array([-1.3, 0.0, 0.4])
+    for s, shift in ((600.0, 0.1 / math.sqrt(10)), (840.0, 0.1 / math.sqrt(14)), (60.0, 0.1),
+                     (870.0, 0.5 * 0.1 / math.sqrt(14.5)), (899.0, 0.1 / 60 / math.sqrt(899 / 60)),
+                     (30.0, 0.1), (1e-9, 0.1), (900.0, 0.0), (1200.0, 0.0)):
+        want = vm.t_cdf(z / float(np.interp(s, c, [0.7, 0.9, 1.1])) + shift, 4.0)
+        np.testing.assert_allclose(v.prob_from_z(z, s), np.clip(want, 0.001, 0.999), rtol=0, atol=1e-12)
+        assert abs(float(v.shift_at(s)) - shift) < 1e-15
+    # the open is exactly 0.5 (z = 0, no shift), also for another window length (demo windows)
+    assert float(v.prob_up(100.0, 100.0, T0, 900, 1e-6)[0]) == 0.5
+    assert float(v.prob_up(100.0, 100.0, T0, 60, 1e-6, window_s=60.0)[0]) == 0.5
+    assert float(v.prob_up(100.0, 100.0, T0, 30, 1e-6, window_s=60.0)[0]) > 0.5     # half-way up the ramp
+    # mid-window the shift leans the tie: kappa > 0 -> above 0.5
+    lean = float(vm.t_cdf(0.1 / math.sqrt(10), 4.0))
+    assert float(v.prob_up(100.0, 100.0, T0 + 300, 600, 1e-6)[0]) == pytest.approx(lean) and lean > 0.51
+    # no time left: the settled 0/1 (clipped), ties Up, whatever kappa says
+    down = toy_model(kappa=-vm.KAPPA_MAX)
+    for m in (v, down):
+        assert float(m.prob_up(100.0, 100.0, T0, 0, 1e-6)[0]) == 0.999
+        assert float(m.prob_up(100.0, 99.99, T0, -5, 1e-6)[0]) == 0.001
+        assert float(m.prob_up(100.0, 100.01, T0, 0, 1e-6)[0]) == 0.999
+        assert float(m.shift_at(0.0)) == 0.0 and float(m.shift_at(-3.0)) == 0.0
+    # bounded as s -> 0 (held at |kappa|), and kappa = 0 is today's model exactly
+    assert np.all(np.abs(vm.shift_profile(np.array([1e-12, 0.5, 59.9, 60.0]))) <= 1.0)
+    plain = toy_model(season_how=np.ones(168))
+    s = np.array([60.0, 333.0, 840.0, 900.0])
+    np.testing.assert_array_equal(plain.prob_from_z(np.full(4, 0.7), s),
+                                  np.clip(vm.t_cdf(0.7 / plain.scale_at(s), 4.0), 0.001, 0.999))
+    # the array path (backtest) and one instant (engine) agree
+    many = v.prob_up(np.full(3, 100.0), np.array([100.02, 99.97, 100.0]), np.full(3, T0 + 60),
+                     np.array([840.0, 300.0, 45.0]), 1e-6)
+    one = [float(v.prob_up(100.0, p, T0 + 60, s, 1e-6)[0]) for p, s in ((100.02, 840.0), (99.97, 300.0), (100.0, 45.0))]
+    np.testing.assert_allclose(many, one, rtol=0, atol=1e-12)
+
+
+def test_parameter_file_kappa_formats_2_and_3(tmp_path):
+    path = tmp_path / "p.json"
+    doc = vp.write_param_doc(path, {"BTC": toy_model(kappa=-0.0725)}, {})
+    assert doc["format"] == 3 and doc["assets"]["BTC"]["calibration"]["kappa"] == -0.0725
+    assert vp.load_param_file(path)["BTC"].kappa == -0.0725
+    old = json.loads(path.read_text())
+    old["format"] = 2                                                # before the shift: kappa 0
+    del old["assets"]["BTC"]["calibration"]["kappa"]
+    (tmp_path / "f2.json").write_text(json.dumps(old))
+    assert vp.load_param_file(tmp_path / "f2.json")["BTC"].kappa == 0.0
+    old["assets"]["BTC"]["calibration"]["kappa"] = 0.1               # a format 2 file cannot carry one
+    (tmp_path / "f2k.json").write_text(json.dumps(old))
+    with pytest.raises(vp.ParamsError, match="calibration.kappa is a format 3 field"):
+        vp.load_param_file(tmp_path / "f2k.json")
+    for bad, why in ((float("nan"), "must be a number"), (1.5, "must be a number in \\[-1, 1\\]"),
+                     (-1.01, "must be a number"), ("0.1", "must be a number"), (True, "must be a number"),
+                     (None, "must be a number"), ("absent", "is missing")):
+        d = json.loads(path.read_text())
+        if bad == "absent":
+            del d["assets"]["BTC"]["calibration"]["kappa"]
+        else:
+            d["assets"]["BTC"]["calibration"]["kappa"] = bad
+        (tmp_path / "k.json").write_text(json.dumps(d))                  # NaN is written as the NaN token
+        with pytest.raises(vp.ParamsError, match=f"assets.BTC.calibration.kappa {why}"):
+            vp.load_param_file(tmp_path / "k.json")
+
+
 def test_parameter_file_round_trip_and_every_problem_named(tmp_path):
     path = tmp_path / "p.json"
     doc = vp.write_param_doc(path, {"BTC": toy_model()}, {"created": "x", "per_asset": {"BTC": {"fitted_on": {}}}})
@@ -170,7 +236,7 @@ def test_parameter_file_round_trip_and_every_problem_named(tmp_path):
     d = json.loads(path.read_text())
     d["format"] = 1                                                  # the linear fast/slow pair: refit
     (tmp_path / "f.json").write_text(json.dumps(d))
-    with pytest.raises(vp.ParamsError, match="format 2"):
+    with pytest.raises(vp.ParamsError, match="format 2 or 3"):
         vp.load_param_file(tmp_path / "f.json")
     d = json.loads(path.read_text())
     d["version"] = 3
