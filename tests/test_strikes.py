@@ -103,9 +103,16 @@ def test_the_strike_arrives_late_changes_and_a_misread_is_refused(tmp_path, capl
 
 def test_started_mid_window_the_venue_strike_still_gives_a_prob(tmp_path):
     engine, clock, cfg = _engine(tmp_path, W0 + 400.0)
-    engine.assets["BTC"].history = type(engine.assets["BTC"].history)(engine.history_keep_s)   # no backfill
+    # the window's start fell in a hole of the data (a restart across it): its open is unknown, while
+    # the volatility (prob_up v2's EWMAs skip the missing minutes) is known
+    st = engine.assets["BTC"]
+    times, prices = st.history.arrays()
+    keep = (times < W0 - 100.0) | (times > W0 + 100.0)
+    st.history = type(st.history)(engine.history_keep_s)
+    st.history.extend(times[keep].copy(), prices[keep].copy())
     doc = engine.tick(write=False)["BTC"]
     assert doc["prob_up"] is None and doc["strike_source"] is None and "window open unknown" in doc["reason"]
+    assert doc["model"] == "prob_up-v2"
     strikes.write_strike(cfg.state_dir, "BTC", W0, doc["price"], "page", seen_at=clock.t)
     clock.t += 1.0
     doc = engine.tick(write=False)["BTC"]
