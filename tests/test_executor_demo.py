@@ -80,8 +80,9 @@ def current_start() -> int:
 def arm_next(rig: Rig, faults: dict[str, dict] | None = None) -> int:
     """Wait until every asset's current window is decided, arm `faults` (per asset), return the next start.
     On a loaded machine the four trades can end less than a second before the next window: then the
-    faults are armed for the window after it (a fault armed too late would land in a window of its own)."""
-    for _ in range(3):
+    faults are armed for the window after it (a fault armed too late would land in a window of its own),
+    up to 6 windows on (each such move printed)."""
+    for attempt in range(6):
         start = current_start()
         for a in ASSETS:
             wait_for_decision(rig.env, a, start, W + 5)
@@ -91,6 +92,8 @@ def arm_next(rig: Rig, faults: dict[str, dict] | None = None) -> int:
         nxt = current_start() + W
         if nxt - time.time() > 1.0:
             break
+        print(f"arm_next: window {start} ended {nxt - time.time():.2f}s before the next one (attempt {attempt + 1}):"
+              " arming for a later window")
     if faults:
         rig.rep.faults(*[{**spec, "asset": a} for a, spec in faults.items()])
     assert nxt - time.time() > 0.2, "armed too late for the next window"
