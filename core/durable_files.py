@@ -123,7 +123,7 @@ def atomic_write_bytes(path: Path | str, data: bytes, mode: int = 0o600, durable
     return replaced_at
 
 
-def quick_replace(path: str, data: bytes, temp: str) -> float:
+def quick_replace(path: Path | str, data: bytes, temp: Path | str) -> float:
     """Atomic for readers, not durable: write `data` to the fixed temp file `temp` (same directory;
     one writer per temp name, e.g. a name with the writer's pid), then os.replace it onto `path`.
     For a file rewritten many times a second (the signal engine's streamed publishes): the mkstemp,
@@ -154,10 +154,14 @@ def quick_replace(path: str, data: bytes, temp: str) -> float:
                                            f" keeps its previous content", path, stage, intact=True) from exc
 
 
+def json_bytes(obj: Any) -> bytes:
+    """The JSON files' text: indented (people `cat` them), no NaN/inf, a final newline."""
+    return json.dumps(obj, indent=2, sort_keys=False, allow_nan=False).encode() + b"\n"
+
+
 def atomic_write_json(path: Path | str, obj: Any, mode: int = 0o600, durable: bool = True) -> float:
     """atomic_write_bytes of the JSON text; returns the perf_counter() reading at the replace."""
-    data = json.dumps(obj, indent=2, sort_keys=False, allow_nan=False).encode() + b"\n"
-    return atomic_write_bytes(path, data, mode, durable)
+    return atomic_write_bytes(path, json_bytes(obj), mode, durable)
 
 
 @dataclass(frozen=True)

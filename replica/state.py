@@ -142,9 +142,13 @@ class ReplicaState(WalletRequests):
     def window(self, asset: str, now: float) -> Window:
         return window_at(asset, now, self.s.window_seconds)
 
-    def _persistent_unavailable(self, asset: str) -> bool:
-        return any(f.kind == "market_unavailable" and f.mode == "persistent" and f.matches_asset(asset)
+    def _armed(self, kind: str, asset: str, persistent: bool = False) -> bool:
+        """A fault of `kind` is armed for `asset` (only a persistent one, with `persistent`)."""
+        return any(f.kind == kind and f.matches_asset(asset) and (not persistent or f.mode == "persistent")
                    for f in self.faults)
+
+    def _persistent_unavailable(self, asset: str) -> bool:
+        return self._armed("market_unavailable", asset, persistent=True)
 
     def market_view(self, asset: str, now: float, start: int | None = None) -> dict:
         """The window at `now` (or the one starting at `start`: an event page's, maybe past or

@@ -138,9 +138,6 @@ class WalletRequests:
                      req["adversary"] or "as asked")
             return self._intent_answer(req, reused=False)
 
-    def _armed(self, kind: str, asset: str) -> bool:
-        return any(f.kind == kind and f.matches_asset(asset) for f in self.faults)
-
     def _window_high(self, asset: str, side: str, market: dict, now: float) -> float:
         """The highest ask of `side` the window has quoted up to now (sampled every 0.25 s on the
         deterministic path). A "worse price" attack is 0.10 above it, not above the ask at the click:

@@ -26,7 +26,6 @@ saying why, and `model` in the document says which one was used.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import math
 import os
@@ -38,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from core.config import Config
-from core.durable_files import append_jsonl, atomic_write_json, quick_replace, read_json, touch_heartbeat
+from core.durable_files import append_jsonl, atomic_write_json, json_bytes, quick_replace, read_json, touch_heartbeat
 from core.signal_doc import SignalDoc, SignalWindow
 from core.strikes import StrikeReader
 from core.window_grid import Window, iso_utc, window_at
@@ -56,7 +55,7 @@ SNAPSHOT_EVERY_S = 60.0
 BACKFILL_RETRY_S = 30.0        # a failed backfill is tried again this often (by the scheduled ticks)
 HISTORY_KEEP_S = model.HISTORY_NEEDED_S + 120.0   # today's model (v1); prob_up v2 needs more (history_keep_s)
 MAX_STRIKE_GAP = 0.05          # a venue strike this far (log) from the feed's open is a misread, not a strike
-TEMP_GLOB = ".signal*.json.*.tmp"      # atomic_write_bytes' temp names and quick_replace's (AssetState.temp_text)
+TEMP_GLOB = ".signal*.json.*.tmp"      # atomic_write_bytes' temp names and quick_replace's (AssetState.temp_path)
 
 EMPTY_BASIS = {"momentum_30s": None, "momentum_60s": None, "momentum_120s": None, "acceleration": None,
                "volatility_state": "unknown", "trend_bias": "unknown", "mean_reversion_pressure": "unknown",
@@ -81,12 +80,10 @@ class AssetState:
     memo: dict = field(default_factory=dict)  # model.evaluate's slow parts, reused within a second
     backfilled_to: float | None = None          # the backfill's newest sample
     backfill_retry_at: float | None = None      # mono time of the next try after a failed backfill
-    path_text: str = ""                        # str(path), and the streamed publishes' temp file (TEMP_GLOB)
-    temp_text: str = ""
+    temp_path: Path | None = None              # the streamed publishes' temp file (TEMP_GLOB)
 
     def __post_init__(self) -> None:
-        self.path_text = str(self.path)
-        self.temp_text = str(self.path.parent / f".{self.path.name}.{os.getpid()}.tmp")
+        self.temp_path = self.path.parent / f".{self.path.name}.{os.getpid()}.tmp"
 
 
 @dataclass(frozen=True)
@@ -457,8 +454,7 @@ class SignalEngine:
         with self.guard():
             if durable:
                 return atomic_write_json(st.path, doc)
-            data = json.dumps(doc, indent=2, allow_nan=False).encode() + b"\n"
-            return quick_replace(st.path_text, data, st.temp_text)
+            return quick_replace(st.path, json_bytes(doc), st.temp_path)
 
     def _snapshot_if_due(self, docs: dict[str, dict]) -> None:
         now = self.mono()
