@@ -21,6 +21,8 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
+from core.json_text import indented
+
 LOCK_TIMEOUT_S = 10.0
 log = logging.getLogger("core.durable_files")
 
@@ -155,8 +157,9 @@ def quick_replace(path: Path | str, data: bytes, temp: Path | str) -> float:
 
 
 def json_bytes(obj: Any) -> bytes:
-    """The JSON files' text: indented (people `cat` them), no NaN/inf, a final newline."""
-    return json.dumps(obj, indent=2, sort_keys=False, allow_nan=False).encode() + b"\n"
+    """The JSON files' text: indented (people `cat` them), no NaN/inf, a final newline
+    (json.dumps(indent=2)'s text, written by core.json_text)."""
+    return indented(obj).encode() + b"\n"
 
 
 def atomic_write_json(path: Path | str, obj: Any, mode: int = 0o600, durable: bool = True) -> float:

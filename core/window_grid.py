@@ -7,7 +7,9 @@ use shorter windows with the same arithmetic. All times are epoch seconds (float
 from __future__ import annotations
 
 import datetime as _dt
+import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 REAL_WINDOW_SECONDS = 900
 
@@ -78,11 +80,20 @@ def parse_slug(slug: str) -> tuple[str, int]:
 
 
 def iso_utc(ts: float) -> str:
-    """ISO-8601 UTC with millisecond precision and a Z, as signal.json uses."""
-    dt = _dt.datetime.fromtimestamp(ts, tz=_dt.timezone.utc)
-    if dt.microsecond:
-        return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
-    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    """ISO-8601 UTC with millisecond precision and a Z, as signal.json uses (milliseconds truncated,
+    none shown when the microseconds are 0; datetime's rounding of ts to the microsecond)."""
+    sec = math.floor(ts)
+    us = round((ts - sec) * 1e6)           # exact fraction, rounded half-even as datetime.fromtimestamp does
+    if us >= 1_000_000:
+        sec, us = sec + 1, us - 1_000_000
+    text = _second_text(sec)
+    return f"{text}.{us // 1000:03d}Z" if us else text + "Z"
+
+
+@lru_cache(maxsize=64)
+def _second_text(sec: int) -> str:
+    """The second's text (signal.json writes a few times for each second: kept, not formatted again)."""
+    return _dt.datetime.fromtimestamp(sec, tz=_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def parse_iso_utc(text: str) -> float:

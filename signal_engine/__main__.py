@@ -15,6 +15,8 @@ STATE_DIR, and two engines with different state directories never collide.
 from __future__ import annotations
 
 import argparse
+import asyncio
+import gc
 import json
 import logging
 import os
@@ -23,7 +25,7 @@ import sys
 from core import instance_lock
 from core.exit_codes import ExitStatus
 
-from .schedule import PUBLISH_MIN_GAP_S, Wakeup, run_schedule
+from .schedule import PUBLISH_MIN_GAP_S, LoopWakeup, run_schedule
 from .shutdown import ShutdownRequested, Stopper
 
 log = logging.getLogger("signal_engine")
@@ -106,7 +108,7 @@ def _main(args: argparse.Namespace, stopper: Stopper) -> int:
             print(f"signal_engine: {exc}", file=sys.stderr)
             return ExitStatus.REFUSED
 
-    from .feeds import build_chainlink, build_feed, start_streams
+    from .feeds import build_chainlink, build_feed, start_streams, stop_streams
     from .publisher import SignalEngine
 
     try:
@@ -140,17 +142,18 @@ def _main(args: argparse.Namespace, stopper: Stopper) -> int:
     engine.write_starting()
     engine.backfill()
     candles = start_candles(engine, feed)
-    wake = Wakeup()                # the streams name the assets they bring news for; this thread publishes
-    streams = start_streams(feed, chainlink, on_message=wake.notify)   # after the backfill: REST fills the history
+    loop = asyncio.new_event_loop()   # the streams run on this thread, while it waits between publishes
+    wake = LoopWakeup(loop)           # they name the assets they bring news for; this thread publishes them
+    streams = start_streams(feed, chainlink, on_message=wake.notify, loop=loop)   # after the backfill (REST)
     if streams:
         log.info("publishing on every streamed price too (at most every %g s per asset), when the stream"
                  " is the price source", PUBLISH_MIN_GAP_S)
+    gc.freeze()    # what start-up built lives as long as the process: the collector no longer walks it
     try:
         run_schedule(engine.tick, cfg.signal_interval, cfg.window_seconds, wake=wake if streams else None,
                      publish=engine.publish_event)
     finally:
-        for s in streams:
-            s.stop()
+        stop_streams(streams, loop)
         if candles is not None:
             candles.stop()
         left = engine.leftover_temp_files()

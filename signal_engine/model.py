@@ -51,17 +51,23 @@ def _as_array(now) -> np.ndarray:
     return np.atleast_1d(np.asarray(now, dtype=float))
 
 
-def gap_free(times: np.ndarray, now, lookback: float, max_gap_s: float) -> np.ndarray:
-    """True where [now - lookback, now] lies inside the data with no gap wider than max_gap_s."""
+def gap_ends(times: np.ndarray, max_gap_s: float) -> np.ndarray:
+    """The first sample after each hole wider than max_gap_s (ascending)."""
+    times = np.asarray(times, dtype=float)
+    return times[1:][np.diff(times) > max_gap_s]
+
+
+def gap_free(times: np.ndarray, now, lookback: float, max_gap_s: float, gaps: np.ndarray | None = None) -> np.ndarray:
+    """True where [now - lookback, now] lies inside the data with no gap wider than max_gap_s.
+    `gaps`: gap_ends(times, max_gap_s) when the caller has it (one pass over a long history, not one per call)."""
     now = _as_array(now)
     times = np.asarray(times, dtype=float)
     if times.size == 0:
         return np.zeros(now.shape, dtype=bool)
-    diffs = np.diff(times)
-    gap_ends = times[1:][diffs > max_gap_s]          # first sample after each hole
+    gap_ends_ = gap_ends(times, max_gap_s) if gaps is None else gaps
     lo = now - lookback
     # A gap breaks the lookback if its end lies in (lo, now].
-    n_gaps = np.searchsorted(gap_ends, now, side="right") - np.searchsorted(gap_ends, lo, side="right")
+    n_gaps = np.searchsorted(gap_ends_, now, side="right") - np.searchsorted(gap_ends_, lo, side="right")
     inside = (lo >= times[0]) & (now <= times[-1] + max_gap_s)
     return inside & (n_gaps == 0)
 
@@ -71,13 +77,14 @@ def price_at(times: np.ndarray, prices: np.ndarray, t) -> np.ndarray:
     return np.interp(_as_array(t), times, prices)
 
 
-def momentum(times, prices, now, lookback: float, params: ModelParams = DEFAULT_PARAMS) -> np.ndarray:
+def momentum(times, prices, now, lookback: float, params: ModelParams = DEFAULT_PARAMS,
+             gaps: np.ndarray | None = None) -> np.ndarray:
     """Relative change over `lookback` seconds: p(now) / p(now - lookback) - 1 (NaN across a gap)."""
     now = _as_array(now)
     p_now = price_at(times, prices, now)
     p_then = price_at(times, prices, now - lookback)
     out = p_now / p_then - 1.0
-    return np.where(gap_free(times, now, lookback, params.max_gap_s), out, np.nan)
+    return np.where(gap_free(times, now, lookback, params.max_gap_s, gaps), out, np.nan)
 
 
 def _price_grid(times, prices, now: np.ndarray, lookback: float, step: float) -> np.ndarray:
@@ -99,26 +106,29 @@ def _zscore_of(grid: np.ndarray) -> np.ndarray:
 
 
 def realized_sigma(times, prices, now, lookback: float | None = None,
-                   params: ModelParams = DEFAULT_PARAMS) -> np.ndarray:
+                   params: ModelParams = DEFAULT_PARAMS, gaps: np.ndarray | None = None) -> np.ndarray:
     """Volatility per sqrt(second) from `vol_step_s` log returns over `lookback`; NaN across a gap."""
     lookback = params.vol_lookback_s if lookback is None else lookback
     now = _as_array(now)
     rets = np.diff(np.log(_price_grid(times, prices, now, lookback, params.vol_step_s)), axis=1)
-    return np.where(gap_free(times, now, lookback, params.max_gap_s), _sigma_of(rets, params.vol_step_s), np.nan)
+    return np.where(gap_free(times, now, lookback, params.max_gap_s, gaps), _sigma_of(rets, params.vol_step_s),
+                    np.nan)
 
 
-def features(times, prices, now, params: ModelParams = DEFAULT_PARAMS) -> dict[str, np.ndarray]:
+def features(times, prices, now, params: ModelParams = DEFAULT_PARAMS,
+             gaps: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """The seed's raw features at each `now` (arrays; NaN where the history does not allow)."""
     times = np.asarray(times, dtype=float)
     prices = np.asarray(prices, dtype=float)
     now = _as_array(now)
+    gaps = gap_ends(times, params.max_gap_s) if gaps is None else gaps
     f: dict[str, np.ndarray] = {}
     for lb in MOM_LOOKBACKS:
-        f[f"momentum_{int(lb)}s"] = momentum(times, prices, now, lb, params)
-    prev30 = momentum(times, prices, now - 30.0, 30.0, params)
+        f[f"momentum_{int(lb)}s"] = momentum(times, prices, now, lb, params, gaps)
+    prev30 = momentum(times, prices, now - 30.0, 30.0, params, gaps)
     f["acceleration"] = f["momentum_30s"] - prev30
-    f["micro"] = momentum(times, prices, now, MICRO_S, params)
-    f["macro"] = momentum(times, prices, now, MACRO_S, params)
+    f["micro"] = momentum(times, prices, now, MICRO_S, params, gaps)
+    f["macro"] = momentum(times, prices, now, MACRO_S, params, gaps)
     # One price grid of `vol_step_s` over the longest of the three lookbacks serves the two
     # volatilities (the last K returns of it) and the z-score (its last points): the same
     # numbers as separate grids, for a third of the interpolation.
@@ -128,12 +138,12 @@ def features(times, prices, now, params: ModelParams = DEFAULT_PARAMS) -> dict[s
     rets = np.diff(np.log(grid), axis=1)
     ok_short = k_short <= rets.shape[1] and abs(k_short * step - VOL_SHORT_S) < 1e-9
     short = _sigma_of(rets[:, -k_short:], step) if ok_short else \
-        realized_sigma(times, prices, now, VOL_SHORT_S, params)
-    f["vol_short"] = np.where(gap_free(times, now, VOL_SHORT_S, params.max_gap_s), short, np.nan)
-    f["vol_long"] = np.where(gap_free(times, now, VOL_LONG_S, params.max_gap_s), _sigma_of(rets, step), np.nan)
+        realized_sigma(times, prices, now, VOL_SHORT_S, params, gaps)
+    f["vol_short"] = np.where(gap_free(times, now, VOL_SHORT_S, params.max_gap_s, gaps), short, np.nan)
+    f["vol_long"] = np.where(gap_free(times, now, VOL_LONG_S, params.max_gap_s, gaps), _sigma_of(rets, step), np.nan)
     # Mean-reversion pressure: z-score of the price against its mean over MEANREV_S.
     zgrid = grid[:, -(k_z + 1):] if k_z + 1 <= grid.shape[1] else _price_grid(times, prices, now, k_z * step, step)
-    f["zscore"] = np.where(gap_free(times, now, MEANREV_S, params.max_gap_s), _zscore_of(zgrid), np.nan)
+    f["zscore"] = np.where(gap_free(times, now, MEANREV_S, params.max_gap_s, gaps), _zscore_of(zgrid), np.nan)
     return f
 
 
@@ -273,43 +283,46 @@ def evaluate(times, prices, now: float, window_start: float, window_seconds: flo
     times = np.asarray(times, dtype=float)
     prices = np.asarray(prices, dtype=float)
     key = (math.floor(now), id(vol), params)
-    if memo is not None and memo.get("key") == key:
-        f, h, base, used, v1_sigma = memo["parts"]
-    else:
-        f = features(times, prices, now, params)
+    slow = memo["parts"] if memo is not None and memo.get("key") == key else None
+    if slow is None:
+        gaps = gap_ends(times, params.max_gap_s)      # one pass over the history (up to ~90k samples live)
+        f = features(times, prices, now, params, gaps)
         h = heuristic(f, params)
-        base, used = vol.base_variance_and_input_at(times, prices, now, params.max_gap_s, minute_hl) \
+        base, used = vol.base_variance_and_input_at(times, prices, now, params.max_gap_s, minute_hl, gaps) \
             if vol is not None else (math.nan, None)
-        v1_sigma = None
+        slow = {"direction": DIRECTION_NAMES[int(h["direction"][0])], "confidence": round(float(h["confidence"][0]), 1),
+                "score": float(h["score"][0]), "basis": basis_labels(f, h, 0), "base": base, "used": used,
+                "v1_sigma": None if vol is not None and math.isfinite(base) and base > 0 else
+                float(realized_sigma(times, prices, now, params=params, gaps=gaps)[0])}
         if memo is not None:
-            memo["key"], memo["parts"] = key, (f, h, base, used, v1_sigma)
-    price = float(price_at(times, prices, now)[0])
+            memo["key"], memo["parts"] = key, slow
+    price = float(np.interp(now, times, prices))
     ref = price if reference is None else float(reference)
     if open_price is None and times.size and times[0] <= window_start <= now:
         open_price = float(price_at(times, prices, window_start)[0])
     seconds_left = max(0.0, window_start + window_seconds - now)
     p = None
     name, vol_input = "prob_up-v1", None
+    base = slow["base"]
     if vol is not None and math.isfinite(base) and base > 0:
-        name, vol_input = vol.name, used
-        sigma = vol.sigma_per_sqrt_s(now, seconds_left, base)
-        if open_price is not None:
-            p = float(np.ravel(vol.prob_up(open_price, ref, now, seconds_left, base, window_s=window_seconds))[0])
+        name, vol_input = vol.name, slow["used"]
+        if open_price is not None:     # one instant in floats (the array path's numbers: test_vol_model_live)
+            p, sigma = vol.prob_and_sigma_one(open_price, ref, now, seconds_left, base, window_s=window_seconds)
+        else:
+            sigma = vol.sigma_per_sqrt_s(now, seconds_left, base)
     else:
-        sigma = v1_sigma if v1_sigma is not None else float(realized_sigma(times, prices, now, params=params)[0])
-        if memo is not None and memo.get("key") == key:
-            memo["parts"] = (f, h, base, used, sigma)
+        sigma = slow["v1_sigma"]
         if open_price is not None and math.isfinite(sigma) and sigma > 0:
             # Live, a volatility from no history (model.prob_up's fallback_sigma) is a guess, not a
             # probability to trade on: prob_up stays None until the history allows one
-            p = float(np.ravel(prob_up(open_price, ref, seconds_left, sigma, h["score"][0], params))[0])
+            p = float(np.ravel(prob_up(open_price, ref, seconds_left, sigma, slow["score"], params))[0])
     return {
         "model": name,
         "vol_input": vol_input,
-        "direction": DIRECTION_NAMES[int(h["direction"][0])],
-        "confidence": round(float(h["confidence"][0]), 1),
-        "score": float(h["score"][0]),
-        "basis": basis_labels(f, h, 0),
+        "direction": slow["direction"],
+        "confidence": slow["confidence"],
+        "score": slow["score"],
+        "basis": slow["basis"],
         "price": price,
         "reference_price": ref,
         "open_price": open_price,

@@ -8,20 +8,23 @@ window boundary plus ALIGN_S even when the interval does not divide the window. 
 the slots it missed (never a burst); a wall clock that jumps (NTP, suspend) only moves the next
 tick, which is never more than one interval away.
 
-Between ticks the main thread waits on a `Wakeup` instead of sleeping: a stream thread that accepts
-a message names its asset there (it only signals; all computing and writing stays on the main
-thread), and the schedule publishes that asset at once (`publish`, a partial tick) — coalesced by a
-token bucket per asset (`Coalescer`): PUBLISH_BURST writes back to back, then at most one per
+Between ticks the main thread waits on a `LoopWakeup` instead of sleeping: it runs the streams' asyncio
+loop until a stream accepts a message (which names its asset there) or the wait is over, and the
+schedule publishes that asset at once (`publish`, a partial tick), on the same thread: a message costs
+one wake-up, not one on a stream thread plus a hand-over to the main thread (`Wakeup` is the
+thread-safe variant, for streams on threads of their own). Publishes are coalesced by a token bucket
+per asset (`Coalescer`): PUBLISH_BURST writes back to back, then at most one per
 PUBLISH_MIN_GAP_S; a message that finds the bucket empty is published when the next token comes
 (within PUBLISH_MIN_GAP_S, with the latest price then), never dropped. A full tick takes a token of
 every asset it wrote. So an asset's file is written at most PUBLISH_BURST + T / PUBLISH_MIN_GAP_S
 times in any T seconds by events, plus the schedule's ticks.
-The wait is a lock acquisition with a timeout, which a signal handler's exception interrupts on
-POSIX as it did the sleep (tests/test_signal_schedule.py), so SIGTERM still exits at once.
+A signal handler's exception ends the wait at once (the loop's select, or Wakeup's lock wait, is
+interrupted as a sleep is: tests/test_signal_schedule.py), so SIGTERM still exits at once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 import threading
 import time
@@ -60,6 +63,38 @@ class Wakeup:
         with self._lock:
             self._event.clear()
             out, self._assets = self._assets, set()
+        return out
+
+
+class LoopWakeup:
+    """Wakeup's interface over an asyncio loop run by the waiting thread itself: `wait` runs the loop (the
+    streams' tasks) until a message's `notify` (called on that loop, i.e. this thread) or the timeout;
+    between waits the loop does not run (the streams' data waits in the sockets). A signal handler's
+    exception leaves the wait as it left the lock wait (shutdown.ShutdownRequested is a SystemExit,
+    which asyncio passes on from tasks and callbacks)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self._assets: set[str] = set()
+
+    def notify(self, assets: Iterable[str]) -> None:
+        """On the loop: these assets have news; the wait ends after this turn of the loop."""
+        self._assets.update(assets)
+        self.loop.stop()
+
+    def wait(self, timeout: float) -> set[str]:
+        """The assets named since the last call, running the loop up to `timeout` s for one (0: one turn
+        of the loop, for what is already in the sockets)."""
+        if not self._assets:
+            timer = self.loop.call_later(timeout, self.loop.stop) if timeout > 0 else None
+            if timer is None:
+                self.loop.call_soon(self.loop.stop)
+            try:
+                self.loop.run_forever()
+            finally:
+                if timer is not None:
+                    timer.cancel()
+        out, self._assets = self._assets, set()
         return out
 
 

@@ -4,8 +4,8 @@ Outside a critical section the signal handler raises `ShutdownRequested` at once
 also breaks out of a blocking sleep or HTTP read (PEP 475: a handler's exception propagates),
 so the process exits well within 2 s whatever it was waiting for. Inside a critical section
 (an atomic replace, a journal append) the handler only records the request; the section
-finishes and raises on exit. `ShutdownRequested` is a BaseException so no `except Exception`
-on the way swallows it.
+finishes and raises on exit. `ShutdownRequested` is a SystemExit so no `except Exception` on the
+way swallows it.
 """
 
 from __future__ import annotations
@@ -15,7 +15,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 
-class ShutdownRequested(BaseException):
+class ShutdownRequested(SystemExit):
+    """A SystemExit (so a BaseException no `except Exception` swallows, and one asyncio passes on from a
+    task or callback the handler happened to interrupt: the engine's loop runs on the main thread)."""
+
     def __init__(self, signum: int):
         self.signum = signum
         super().__init__(f"stop requested by {signal.Signals(signum).name}")

@@ -44,7 +44,7 @@ versioned JSON file written by `python -m backtest fit` (signal_engine/vol_param
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
@@ -97,6 +97,19 @@ def t_cdf(z, nu: float | None) -> np.ndarray:
     a = np.abs(z)
     v = np.where(np.isinf(a), 1.0, np.interp(np.where(np.isfinite(a), a, 0.0), xs, cdf))
     return np.where(z >= 0, v, 1.0 - v)
+
+
+def _t_cdf_one(z: float, nu: float | None) -> float:
+    """t_cdf of one float (the same table and interpolation)."""
+    if nu is None:
+        return float(model.norm_cdf(z))
+    a = abs(z)
+    if math.isinf(a):
+        v = 1.0
+    else:
+        xs, cdf = _t_table(float(nu))
+        v = float(np.interp(a if math.isfinite(a) else 0.0, xs, cdf))
+    return v if z >= 0 else 1.0 - v
 
 
 # ---- shared pieces ----------------------------------------------------------------------
@@ -233,6 +246,8 @@ class VolModel:
     calib_scale: np.ndarray
     kappa: float = 0.0              # the late-window shift (0 = none; format 2 files)
     name: str = MODEL_NAME
+    # The live hot path's memo (one entry: the horizon's whole minutes after the current one); not data.
+    _tail: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     # ---- what the engine needs to keep ----
 
@@ -263,18 +278,28 @@ class VolModel:
 
     def _horizon_s2_one(self, now: float, seconds_left: float) -> float:
         """horizon_s2 of one instant without numpy's per-call cost (the engine computes it on every
-        streamed price; tests/test_vol_model.py holds it equal to the array path)."""
+        streamed price; tests/test_vol_model_live.py holds it equal to the array path): the part of the
+        current minute, plus the whole minutes after it, summed once per (minute, end) and kept."""
         end = now + max(seconds_left, 0.0)
         start = math.floor(now / STEP_S) * STEP_S
-        total = 0.0
-        while start < end:
-            overlap = min(end, start + STEP_S) - max(now, start)
-            if overlap > 0.0:
-                how = (math.floor(start / 3600.0) + HOW_OFFSET_H) % 168
-                s2 = float(self.season_how[how]) * float(self.season_moh[math.floor(start / 60.0) % 60])
-                total += s2 * min(overlap, STEP_S) / STEP_S
-            start += STEP_S
-        return total
+        if start >= end:
+            return 0.0
+        first = (min(end, start + STEP_S) - max(now, start)) * self._s2_one(start) / STEP_S
+        key = (start, end)
+        tail = self._tail.get(key)
+        if tail is None:
+            tail = 0.0
+            m = start + STEP_S
+            while m < end:
+                tail += self._s2_one(m) * min(end - m, STEP_S) / STEP_S
+                m += STEP_S
+            self._tail.clear()
+            self._tail[key] = tail
+        return first + tail
+
+    def _s2_one(self, minute_start: float) -> float:
+        how = (math.floor(minute_start / 3600.0) + HOW_OFFSET_H) % 168
+        return float(self.season_how[how]) * float(self.season_moh[math.floor(minute_start / 60.0) % 60])
 
     # ---- volatility ----
 
@@ -315,20 +340,21 @@ class VolModel:
 
     def base_variance_and_input_at(self, times, prices, now: float,
                                    max_gap_s: float = model.DEFAULT_PARAMS.max_gap_s,
-                                   minute_hl: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
-                                   ) -> tuple[float, str]:
+                                   minute_hl: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+                                   gaps: np.ndarray | None = None) -> tuple[float, str]:
         """Live: (v, input) at `now` from a price history (1-minute returns on a grid ending at now);
         input is "range" when every span's range EWMA was known, else "close".
 
         `minute_hl` = (minute_open, high, low) of closed 1-minute candles (any subset, any order; a
-        minute not in it counts as missing): with it the range blend, without it the close-only blend."""
+        minute not in it counts as missing): with it the range blend, without it the close-only blend.
+        `gaps`: model.gap_ends(times, max_gap_s) when the caller has it."""
         times = np.asarray(times, dtype=float)
         prices = np.asarray(prices, dtype=float)
         n = max(length for _, length, _ in self.spans)
         ends = now - STEP_S * np.arange(n - 1, -1, -1, dtype=float)          # oldest first
         p_end = model.price_at(times, prices, ends)
         p_start = model.price_at(times, prices, ends - STEP_S)
-        ok = model.gap_free(times, ends, STEP_S, max_gap_s)
+        ok = model.gap_free(times, ends, STEP_S, max_gap_s, gaps)
         with np.errstate(divide="ignore", invalid="ignore"):
             r = np.where(ok, np.log(p_end / p_start), np.nan)
         # A return's minute: the one containing its midpoint (on the candle grid: the candle's open).
@@ -368,6 +394,26 @@ class VolModel:
 
     def prob_up(self, strike, price, now, seconds_left, base_var, window_s: float = WINDOW_S) -> np.ndarray:
         return self.prob_from_z(self.zscore(strike, price, now, seconds_left, base_var), seconds_left, window_s)
+
+    def prob_and_sigma_one(self, strike: float, price: float, now: float, seconds_left: float, base_var: float,
+                           window_s: float = WINDOW_S) -> tuple[float, float]:
+        """(prob_up, sigma_per_sqrt_s) of one instant in floats: the engine's path on every streamed price
+        (a tenth of the array path's cost); tests/test_vol_model_live.py holds it equal to prob_up and
+        sigma_per_sqrt_s. `base_var` finite and > 0 (the caller's condition for a v2 prob_up)."""
+        s = float(seconds_left)
+        tau = max(s, 0.0)
+        h = self._horizon_s2_one(now, tau)
+        scale = float(np.interp(s, self.calib_seconds_left, self.calib_scale))
+        lr = math.log(price / strike)
+        sd = math.sqrt(base_var * h)
+        z = lr / sd if sd > 0 else (math.inf if lr >= 0 else -math.inf)
+        u = z / scale
+        if self.kappa != 0.0 and s > 0:
+            ramp = min(max((float(window_s) - s) / SHIFT_RAMP_S, 0.0), 1.0)
+            u += self.kappa * (ramp / math.sqrt(max(s, SHIFT_MIN_LEFT_S) / 60.0))
+        p = min(max(_t_cdf_one(u, self.nu), PROB_CLIP), 1.0 - PROB_CLIP)
+        sigma = math.sqrt(base_var * h / tau) * scale if tau > 0 else math.nan
+        return p, sigma
 
     def sigma_per_sqrt_s(self, now, seconds_left, base_var) -> float:
         """The volatility per sqrt(second) this prob_up used (for signal.json's display)."""

@@ -3,13 +3,15 @@ stream's message (coalesced per asset)."""
 
 from __future__ import annotations
 
+import asyncio
+import os
 import signal
 import threading
 import time
 
 import pytest
 
-from signal_engine.schedule import ALIGN_S, Coalescer, Wakeup, next_tick_at, run_schedule
+from signal_engine.schedule import ALIGN_S, Coalescer, LoopWakeup, Wakeup, next_tick_at, run_schedule
 from signal_engine.shutdown import ShutdownRequested, Stopper
 
 
@@ -167,3 +169,72 @@ def test_sigterm_interrupts_the_wait_for_a_wakeup():
     finally:
         signal.signal(signal.SIGTERM, old[0])
         signal.signal(signal.SIGINT, old[1])
+
+
+def test_a_loop_wakeup_runs_the_loop_until_a_message_names_its_asset():
+    """The engine's wait: the streams' loop runs on the waiting thread until a message (its notify) or the
+    timeout; what arrived while the thread was busy is taken at the next wait, even a wait of 0."""
+    loop = asyncio.new_event_loop()
+    try:
+        wake = LoopWakeup(loop)
+        loop.call_later(0.05, wake.notify, ["ETH"])
+        t0 = time.monotonic()
+        assert wake.wait(5.0) == {"ETH"}
+        assert time.monotonic() - t0 < 2.0
+        t0 = time.monotonic()
+        assert wake.wait(0.1) == set() and time.monotonic() - t0 >= 0.09     # nothing: the whole timeout
+        loop.call_soon(wake.notify, ["BTC"])                                  # pending when the wait begins
+        assert wake.wait(0) == {"BTC"}
+    finally:
+        loop.close()
+
+
+def _with_stopper(fn):
+    stopper = Stopper()
+    old = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    stopper.install()
+    try:
+        return fn()
+    finally:
+        signal.signal(signal.SIGTERM, old[0])
+        signal.signal(signal.SIGINT, old[1])
+
+
+def test_sigterm_interrupts_the_loop_wait():
+    loop = asyncio.new_event_loop()
+
+    def run():
+        threading.Timer(0.1, os.kill, args=(os.getpid(), signal.SIGTERM)).start()
+        t0 = time.monotonic()
+        with pytest.raises(ShutdownRequested):
+            run_schedule(lambda: None, 30.0, 900, wake=LoopWakeup(loop), publish=lambda a: a)
+        assert time.monotonic() - t0 < 2.0
+
+    try:
+        _with_stopper(run)
+    finally:
+        loop.close()
+
+
+def test_sigterm_that_lands_inside_a_stream_task_still_ends_the_engine():
+    """The handler runs wherever the main thread is: inside a task (a message being parsed) asyncio would
+    keep an ordinary exception in the task and go on; the stop request is a SystemExit, which it passes on."""
+    loop = asyncio.new_event_loop()
+
+    async def busy_task():
+        os.kill(os.getpid(), signal.SIGTERM)     # delivered to this thread: the handler runs in this task
+        for _ in range(1000):
+            await asyncio.sleep(0)
+
+    def run():
+        task = loop.create_task(busy_task())
+        t0 = time.monotonic()
+        with pytest.raises(ShutdownRequested):
+            run_schedule(lambda: None, 30.0, 900, wake=LoopWakeup(loop), publish=lambda a: a)
+        assert time.monotonic() - t0 < 2.0
+        assert task.done() and isinstance(task.exception(), ShutdownRequested)   # (retrieved: no warning)
+
+    try:
+        _with_stopper(run)
+    finally:
+        loop.close()

@@ -5,11 +5,14 @@ same Binance client), `replay` (a candle file), `sim` (seeded random walk).
 `build_feed` returns a FallbackChain over cfg.feeds in order, preceded by a WebSocket trade stream
 when PRICE_STREAM=binance (stream.py; not started: the caller starts it, `start_streams`).
 `build_chainlink(cfg)`: the Chainlink reference stream when CHAINLINK_WS_URL is set, else None.
-`start_streams(chain, chainlink, on_message=...)` starts them; `on_message` hears every accepted message.
+`start_streams(chain, chainlink, on_message=..., loop=...)` starts them (`stop_streams` ends them);
+`on_message` hears every accepted message.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Callable
 
 from core.config import Config
@@ -32,6 +35,8 @@ from .replay import ReplayFeed
 from .rest import BinanceFeed, CoinbaseFeed
 from .sim import SimFeed
 from .stream import BinanceTrades, ChainlinkPrices, StreamFeed
+
+log = logging.getLogger("signal_engine.feeds")
 
 
 def build_source(name: str, cfg: Config) -> PriceFeed:
@@ -79,15 +84,39 @@ def build_chainlink(cfg: Config) -> StreamFeed | None:
 
 
 def start_streams(chain: FallbackChain, *others: StreamFeed | None,
-                  on_message: Callable[[list[str]], None] | None = None) -> list[StreamFeed]:
-    """Start the chain's streams and `others`; `on_message(assets)`, if given, hears each accepted message
-    (on the stream's thread: it must only signal, e.g. schedule.Wakeup.notify)."""
+                  on_message: Callable[[list[str]], None] | None = None,
+                  loop: asyncio.AbstractEventLoop | None = None) -> list[StreamFeed]:
+    """Start the chain's streams and `others`: as tasks on `loop` (the engine's main thread runs it,
+    schedule.LoopWakeup), or each on a thread of its own. `on_message(assets)`, if given, hears each
+    accepted message (on the stream's loop: it must only signal, e.g. LoopWakeup.notify)."""
     streams = [f for f in chain.feeds if isinstance(f, StreamFeed)] + [o for o in others if o is not None]
     for s in streams:
         if on_message is not None:
             s.on_message = on_message
-        s.start()
+        if loop is None:
+            s.start()
+        else:
+            s.attach(loop)
     return streams
+
+
+def stop_streams(streams: list[StreamFeed], loop: asyncio.AbstractEventLoop | None, timeout: float = 1.5) -> None:
+    """End the streams started by start_streams: their tasks cancelled and given up to `timeout` s on the
+    loop to close their connections (then the loop is closed), or their threads stopped."""
+    if loop is None:
+        for s in streams:
+            s.stop()
+        return
+    tasks = [t for t in (s.cancel() for s in streams) if t is not None]
+    try:
+        if tasks and not loop.is_closed():
+            loop.run_until_complete(asyncio.wait(tasks, timeout=timeout))
+    except SystemExit as exc:
+        # The stop request (shutdown.ShutdownRequested) that ended the engine can surface once more from a
+        # task it interrupted, when that task finishes closing: we are stopping already.
+        log.info("streams stopped (%s)", exc)
+    finally:
+        loop.close()
 
 
 __all__ = [
@@ -115,4 +144,5 @@ __all__ = [
     "build_source",
     "check_price",
     "start_streams",
+    "stop_streams",
 ]

@@ -17,8 +17,9 @@ Recorded message shapes (the tests' local servers speak exactly these):
   (docs.polymarket.com/market-data/websocket/rtds). We subscribe without a symbol filter and keep
   the symbols we trade (public clients report that a filtered subscription sends one batch only).
 
-Behaviour: one background thread runs the connection (websockets' asyncio client, every step with a
-timeout); it reconnects after any close or error with exponential back-off and full jitter
+Behaviour: an asyncio task runs the connection (websockets' asyncio client, every step with a timeout),
+on the engine's main-thread loop (`attach`, see schedule.LoopWakeup) or on a thread of its own (`start`);
+it reconnects after any close or error with exponential back-off and full jitter
 (base 0.5 s doubling to 30 s, times a random factor in [0.5, 1]), reset by the first good message.
 Staleness is keyed to the last accepted *message*, not to the connection: a stream that stays
 connected but sends nothing (a silent stall) is cut and reconnected after `silence_s`, and
@@ -40,7 +41,7 @@ import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -61,8 +62,7 @@ class BadMessage(ValueError):
     """A message that is not the recorded shape."""
 
 
-@dataclass(frozen=True)
-class Obs:
+class Obs(NamedTuple):      # a tuple: made for every message, read-only
     asset: str
     price: float
     ts: float                 # the source's own timestamp, epoch seconds
@@ -186,6 +186,8 @@ class StreamFeed:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task | None = None
+        self._cut: str | None = None          # why the watchdog closed the connection
         self._since_connect = -math.inf
 
     # ---- PriceFeed ----
@@ -265,26 +267,47 @@ class StreamFeed:
             return "old_timestamp"
         return None
 
-    # ---- the thread ----
+    # ---- running: on a loop of the caller's (the engine's main thread), or on a thread of its own ----
+
+    def attach(self, loop: asyncio.AbstractEventLoop) -> StreamFeed:
+        """Run on `loop` (the engine runs its streams on its main thread, schedule.LoopWakeup: a message
+        is accepted and published by the same thread, no hand-over); the caller runs the loop and ends
+        the feed with cancel() (then runs the loop until the task is done)."""
+        self._loop = loop
+        self._task = loop.create_task(self._run(), name=f"stream-{self.name}")
+        return self
+
+    def cancel(self) -> asyncio.Task | None:
+        """Attached: ask the feed's task to end (closing its connection); returns the task to await."""
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+        return self._task
 
     def start(self) -> StreamFeed:
+        """Run on a thread of its own (tests, tools); stop() ends it."""
         self._thread = threading.Thread(target=self._run_thread, name=f"stream-{self.name}", daemon=True)
         self._thread.start()
         return self
 
     def stop(self, timeout: float = 3.0) -> None:
         self._stop.set()
-        loop = self._loop
-        if loop is not None and loop.is_running():
-            loop.call_soon_threadsafe(lambda: None)
+        loop, task = self._loop, self._task
+        if self._thread is not None and loop is not None and task is not None and not loop.is_closed():
+            try:
+                loop.call_soon_threadsafe(task.cancel)
+            except RuntimeError as exc:   # the loop closed in between: the thread is ending anyway
+                log.debug("%s: stop found the loop closed (%s)", self.name, exc)
         if self._thread is not None:
             self._thread.join(timeout)
 
     def _run_thread(self) -> None:
         loop = asyncio.new_event_loop()
         self._loop = loop
+        self._task = loop.create_task(self._run(), name=f"stream-{self.name}")
         try:
-            loop.run_until_complete(self._run())
+            loop.run_until_complete(self._task)
+        except asyncio.CancelledError:
+            log.debug("%s: stopped", self.name)
         finally:
             loop.close()
 
@@ -299,43 +322,65 @@ class StreamFeed:
             delay = self._delay(attempt)
             self.counts["reconnects"] += 1
             log.info("%s: reconnecting in %.2f s (%s)", self.name, delay, self.last_error)
-            end = time.monotonic() + delay
-            while not self._stop.is_set() and time.monotonic() < end:
-                await asyncio.sleep(min(0.05, max(0.0, end - time.monotonic())))
+            await asyncio.sleep(delay)
 
     async def _session(self) -> bool:
-        """One connection until it closes, errs or falls silent; True if it delivered a good message."""
+        """One connection until it closes, errs or falls silent; True if it delivered a good message.
+        Messages are read as they come (no timer per message); a watchdog task beside the reader cuts
+        the connection when it falls silent and sends the protocol's keepalive."""
         from websockets.asyncio.client import connect
         from websockets.exceptions import WebSocketException
 
         good = False
+        self._cut = None
         try:
+            # compression=None: messages of ~200 bytes; inflating each costs more CPU than it saves
             async with connect(self.url, open_timeout=OPEN_TIMEOUT_S, close_timeout=1.0, ping_interval=20.0,
-                               ping_timeout=20.0, max_size=1 << 20) as ws:
+                               ping_timeout=20.0, max_size=1 << 20, compression=None) as ws:
                 self.counts["connects"] += 1
                 self.connected = True
                 self._since_connect = self.mono()
                 for msg in self.protocol.subscribe(self.assets):
                     await asyncio.wait_for(ws.send(msg), OPEN_TIMEOUT_S)
-                next_ping = time.monotonic() + (self.protocol.keepalive[1] if self.protocol.keepalive else 1e18)
-                while not self._stop.is_set():
-                    wait = min(self.silence_s, 0.25, max(0.0, next_ping - time.monotonic()))
-                    try:
-                        raw = await asyncio.wait_for(ws.recv(), wait)
-                    except asyncio.TimeoutError:
-                        raw = None
-                    if raw is not None and self.accept(raw):
-                        good = True
-                    if self._silent_for() > self.silence_s:
-                        raise TimeoutError(f"no message for {self._silent_for():.1f} s on an open connection")
-                    if self.protocol.keepalive and time.monotonic() >= next_ping:
-                        await asyncio.wait_for(ws.send(self.protocol.keepalive[0]), OPEN_TIMEOUT_S)
-                        next_ping = time.monotonic() + self.protocol.keepalive[1]
+                watchdog = asyncio.ensure_future(self._watch(ws))
+                try:
+                    async for raw in ws:
+                        if self.accept(raw):
+                            good = True
+                finally:
+                    watchdog.cancel()
+                if self._cut is not None:
+                    raise TimeoutError(self._cut)
+                raise ConnectionError("the server closed the connection")
         except (OSError, WebSocketException, asyncio.TimeoutError, TimeoutError) as exc:
             self.last_error = f"{type(exc).__name__}: {str(exc)[:120]}"
         finally:
             self.connected = False
         return good
+
+    async def _watch(self, ws) -> None:
+        """Beside the reader: close the connection when no message came for silence_s (a silent stall);
+        send the keepalive on time. Wakes only at those deadlines, not per message."""
+        from websockets.exceptions import WebSocketException
+
+        period = self.protocol.keepalive[1] if self.protocol.keepalive else math.inf
+        next_ping = time.monotonic() + period
+        while True:
+            silent = self._silent_for()
+            if silent > self.silence_s:
+                self._cut = f"no message for {silent:.1f} s on an open connection"
+                await ws.close()
+                return
+            if self.protocol.keepalive and time.monotonic() >= next_ping:
+                try:
+                    await asyncio.wait_for(ws.send(self.protocol.keepalive[0]), OPEN_TIMEOUT_S)
+                except (OSError, WebSocketException, asyncio.TimeoutError) as exc:
+                    self._cut = f"keepalive not sent: {type(exc).__name__}: {exc}"
+                    await ws.close()
+                    return
+                next_ping = time.monotonic() + period
+            wait = min(self.silence_s - silent, next_ping - time.monotonic())
+            await asyncio.sleep(max(0.01, wait + 0.001))
 
     def _silent_for(self) -> float:
         """Seconds since the last accepted message, or since this connection opened if later."""
