@@ -131,7 +131,7 @@ class WalletSettings:
 
 def side_tokens(seed: int, slug: str) -> dict[str, str]:
     """{"UP": token id, "DOWN": token id}: the ids the replica's Gamma/CLOB APIs serve for this market."""
-    from .market_api import token_id  # market_api imports replica.state, which imports this module
+    from .market_common import token_id  # market_common imports replica.state, which imports this module
 
     return {"UP": token_id(seed, slug, "Up"), "DOWN": token_id(seed, slug, "Down")}
 

@@ -9,7 +9,7 @@ import pytest
 
 from core import fees
 from core.window_grid import Window, iso_utc
-from replica import market_api
+from replica import clob_api, market_api
 from replica.state import ReplicaState, Settings
 
 T0 = 1_795_000_020.0  # a window start on the 60 s grid
@@ -189,8 +189,8 @@ def test_empty_book_fault(rep):
 def test_a_one_sided_quote_never_crosses(rep, monkeypatch):
     state, _ = rep
     w = current(state)
-    status = market_api._Status(state.clock(), False, None, 0.01, 0.99, 1.0, None)
-    monkeypatch.setattr(market_api, "_status", lambda _state, _w: status)
+    status = market_api.Status(state.clock(), False, None, 0.01, 0.99, 1.0, None)
+    monkeypatch.setattr(clob_api, "status_of", lambda _state, _w: status)
     up = market_api.token_id(state.s.seed, w.slug, "Up")
     book = get(state, "/clob/book", token_id=up)[1]
     assert book["bids"] == [] and book["asks"][-1]["price"] == "0.01"
