@@ -44,7 +44,7 @@ def unpause(cfg: Config, by: str) -> str:
 
 
 def resume(cfg: Config, by: str) -> str:
-    from risk.guards import RiskBook
+    from risk.guards import RiskBook, streak_reset_text
 
     try:
         cleared = RiskBook(cfg).resume(time.time(), by=by)
@@ -57,7 +57,7 @@ def resume(cfg: Config, by: str) -> str:
         return "not halted; nothing to clear"
     since = iso_utc(cleared["halted_at"]) if cleared.get("halted_at") else "?"
     return (f"cleared the halt ({cleared['halt_kind']}): {cleared['halt_reason']} (halted since {since};"
-            f" losing streak of {cleared['consecutive_losses']} reset)")
+            f" {streak_reset_text(cleared)})")
 
 
 __all__ = ["ControlError", "pause", "resume", "unpause"]

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from core.window_grid import window_at, window_slug
 from executor.decision import Logged
+from executor.orders import OrderEvent
 from executor.services import Services
 from executor.state import ExecutorStatus
 from executor.venue import Venue
@@ -126,11 +127,25 @@ class WindowTracker:
         """The window's one line in decisions.jsonl (idempotent across restarts)."""
         w.decided = True
         self.venue.window_done(w.asset, w.start)   # the venue may get the next window's page ready now
+        if action == Logged.TRADED:
+            reason = self._with_outcome(reason, fields.get("outcome"), fields.get("trade_id"))
         if self.svc.decisions.write(w.asset, w.start, w.slug, action, reason, strategy=self.svc.cfg.strategy,
                                     **fields):
             self.svc.state.window_handled(w.asset, w.start, w.slug, str(action))
             self.svc.state.bump("traded" if action == Logged.TRADED else "skipped")
             log.info("%s %s: %s (%s)", w.asset, w.slug, action, reason)
+
+    def _with_outcome(self, reason: str, outcome: str | None, trade_id: str | None) -> str:
+        """A traded line is written after the order: `action` says the window's one trade was tried (its
+        intent journaled), `outcome` what came of it. When that is not a fill, the reason says so too, so
+        the line never reads as an order placed when none was (a wallet_rejected order never left)."""
+        if outcome is None or str(outcome) == OrderEvent.FILLED:
+            return reason
+        tr = self.svc.journal.trades.get(str(trade_id))
+        line = next((e for e in reversed(tr.events) if e.get("event") == str(outcome)), {}) if tr else {}
+        why = f": {line['reason']}" if line.get("reason") else ""
+        placed = ", no order placed" if str(outcome) == OrderEvent.WALLET_REJECTED else ""
+        return f"{reason}; outcome {outcome}{placed}{why}"
 
 
 def status_is(svc: Services, status: ExecutorStatus) -> bool:

@@ -60,6 +60,7 @@ def _fresh_state(day: str) -> dict[str, Any]:
         "halt_kind": None,
         "halted_at": None,
         "halt_day": None,
+        "halt_streak": None,   # the losing streak when the halt tripped (settlements may move it after)
         "open": {},
         "settled_ids": [],
     }
@@ -110,7 +111,8 @@ def record(journal: list[dict], now: float, mode: str, event: str, **fields: Any
 
 
 def set_halt(state: dict, reason: str, kind: str, now: float, journal: list[dict], mode: str) -> None:
-    state.update(halted=True, halt_reason=reason, halt_kind=kind, halted_at=now, halt_day=utc_day(now))
+    state.update(halted=True, halt_reason=reason, halt_kind=kind, halted_at=now, halt_day=utc_day(now),
+                 halt_streak=state.get("consecutive_losses"))
     record(journal, now, mode, "halt", kind=kind, reason=reason)
     log.warning("HALTED (%s): %s", kind, reason)
 
@@ -125,7 +127,7 @@ def halt_applies(state: dict, kind: str) -> bool:
 
 def clear_halt(state: dict) -> None:
     state.update(halted=False, halt_reason=None, halt_kind=None, halted_at=None, halt_day=None,
-                 consecutive_losses=0)
+                 halt_streak=None, consecutive_losses=0)
 
 
 def roll(state: dict, now: float, journal: list[dict], cfg: Config) -> None:
@@ -337,11 +339,14 @@ class RiskBook:
             if not st["halted"]:
                 return None
             cleared = {"halt_reason": st["halt_reason"], "halt_kind": st.get("halt_kind"),
-                       "halted_at": st["halted_at"], "consecutive_losses": st["consecutive_losses"]}
+                       "halted_at": st["halted_at"], "consecutive_losses": st["consecutive_losses"],
+                       "halt_streak": st.get("halt_streak")}
             self._clear_halt(st)
             self._record(journal, now, "resume", by=by, cleared=cleared["halt_reason"],
                          kind=cleared["halt_kind"], halted_at=cleared["halted_at"])
-            log.warning("halt cleared by %s: was %s", by, cleared["halt_reason"])
+            # INFO: risk.jsonl is the record and the caller reports it (the CLI prints it; the dashboard and
+            # the bot log at INFO); a WARNING was a second line on the terminal of `python -m risk resume`.
+            log.info("halt cleared by %s: was %s", by, cleared["halt_reason"])
             return cleared
 
     def status(self, now: float | None = None) -> dict:
@@ -401,6 +406,20 @@ def format_status(s: dict) -> str:
         f" cooldown {lim['cooldown_seconds']:g}s, resume next day {'yes' if lim['resume_next_day'] else 'no'}",
     ]
     return "\n".join(lines)
+
+
+def streak_reset_text(cleared: dict) -> str:
+    """What `resume` did to the losing streak, consistent with the halt's own reason: settlements of
+    positions opened before the halt are booked while halted, so the streak may have moved since."""
+    now_n, at_halt = cleared.get("consecutive_losses"), cleared.get("halt_streak")
+    text = f"losing streak of {now_n} reset"
+    if not isinstance(at_halt, int) or not isinstance(now_n, int) or at_halt == now_n:
+        return text
+    if now_n > at_halt:
+        more = now_n - at_halt
+        losses = f"{more} more loss{'es' if more > 1 else ''}"
+        return f"{text}: {at_halt} when it halted, then {losses} settled after the halt"
+    return f"{text}: {at_halt} when it halted, then a win settled after the halt"
 
 
 def status_json(s: dict) -> str:

@@ -103,7 +103,7 @@ def merge_cached(derived: dict, cached: dict | None) -> dict:
     """Fail closed: a halt the cache holds stays, with its own details (its exact time; or a halt the
     journals lost through a failed risk.jsonl append); a halt only the journals imply is kept too."""
     if cached and cached.get("halted"):
-        for key in ("halted", "halt_reason", "halt_kind", "halted_at", "halt_day"):
+        for key in ("halted", "halt_reason", "halt_kind", "halted_at", "halt_day", "halt_streak"):
             derived[key] = cached.get(key)
     return derived
 

@@ -358,6 +358,32 @@ def test_a_trade_left_reconciled_completes_as_filled_never_reconciled_twice(tmp_
     assert svc.journal.open_intents() == []
 
 
+def test_a_wallet_rejected_trade_says_no_order_placed_in_its_decision_line(tmp_path):
+    """Found in a user's trial: the decision line of an order the wallet guard refused (nothing placed)
+    read just `"action": "traded"` and the decision's reason. The line is written after the order:
+    `action` stays the decision (the window's one intent), and the reason now says what came of it."""
+    from executor.windows import WindowCtx, WindowTracker
+
+    d = PaperDesk(tmp_path)
+    tracker = WindowTracker(d.svc, d.settler.venue)
+    why = "seed: UP with confidence 74 >= 60"
+    guard = "wallet guard: the request's origin https://evil.example is not the market's"
+    for asset, tid, out in (
+            ("BTC", "t-rej", Outcome("wallet_rejected", guard, "reject", {"request": {"origin": "https://evil.example"}})),
+            ("ETH", "t-ok", Outcome("filled", "order accepted", "outcome_wait", {"side": "UP", "amount": 10.0,
+                                                                               "price": 0.5}))):
+        d.svc.journal.append("intent", asset, W0, tid, slug=f"{asset}-s", side="UP", amount=10.0, price=0.5)
+        d.recorder.outcome(asset, W0, tid, out)
+        tracker.decide_line(WindowCtx(asset, W0, W0 + 900, f"{asset}-s"), decision.Logged.TRADED, why,
+                            outcome=str(out.event), trade_id=tid, side="UP", price=0.5, amount=10.0)
+    got = {line["asset"]: line for line in read_jsonl(d.cfg.decisions_path)}
+    assert got["BTC"]["action"] == "traded" and got["BTC"]["outcome"] == "wallet_rejected"
+    assert got["BTC"]["reason"] == f"{why}; outcome wallet_rejected, no order placed: {guard}"
+    assert got["ETH"]["reason"] == why and got["ETH"]["outcome"] == "filled"      # a fill's line is unchanged
+    counters = d.svc.state.data["counters"]   # `traded` counts tried windows; the outcomes break it down
+    assert (counters["traded"], counters["filled"], counters["wallet_rejected"]) == (2, 1, 1)
+
+
 def test_bad_browser_path_refuses_with_one_line(tmp_path):
     import os
     import subprocess

@@ -228,6 +228,32 @@ def test_resume_command_clears_the_halt_in_a_real_process(iso_env):
     assert bad.returncode == 2 and "MAX_DAILY_LOSS" in bad.stderr
 
 
+def test_resume_says_one_line_with_the_streak_at_the_halt_and_now(iso_env):
+    """Found in a user's trial: positions opened before a losing-streak halt (other assets, same window)
+    settle after it and are booked, so the streak was 6 for a halt at 5; resume printed "losing streak
+    of 6 reset" next to "5 consecutive losses", and a logger WARNING under its own line."""
+    cfg = risk_cfg(iso_env, MAX_CONSECUTIVE_LOSSES=2, MAX_DAILY_LOSS=1000)
+    tr = Trader(RiskBook(cfg), now=time.time() - 600, step=1.0)
+    for _ in range(3):                               # three positions open at once (three assets)
+        tr.trade(-10, settle=False)
+    assert tr.book.on_settled("t1", -10, tr.now) is None
+    tripped = tr.book.on_settled("t2", -10, tr.now)
+    assert tripped == "2 consecutive losses (MAX_CONSECUTIVE_LOSSES=2)"
+    assert tr.book.on_settled("t3", -10, tr.now) is None   # booked while halted: the streak is 3 now
+    r = run_risk(iso_env, "resume")
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == "", r.stderr                  # one message: no logger line beside it
+    assert r.stdout.count("\n") == 1 and tripped in r.stdout, r.stdout
+    assert "losing streak of 3 reset: 2 when it halted, then 1 more loss settled after the halt" in r.stdout
+    assert journal_events(cfg)[-1] == "resume"       # the record is in logs/risk.jsonl
+    # A halt whose streak did not move says just that (the resume process reads the streak from risk.json).
+    tr.trade(-10)
+    tr.trade(-10)
+    r = run_risk(iso_env, "resume")
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    assert r.stdout.rstrip().endswith("losing streak of 2 reset)"), r.stdout
+
+
 def test_resume_process_concurrent_with_fills_loses_no_update(iso_env):
     """The executor keeps filling while `python -m risk resume` runs: both updates must land."""
     cfg = risk_cfg(iso_env, MAX_TRADES_PER_DAY=100000, MAX_OPEN_EXPOSURE=1e9)
