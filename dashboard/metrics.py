@@ -190,7 +190,8 @@ class AgentCollector(Collector):
     def _status(self, now: float) -> Iterator:
         st = views.status(self.cfg, now)
         up = GaugeMetricFamily("updown_process_up", "1 when the supervised process runs", labels=["process"])
-        restarts = CounterMetricFamily("updown_process_restarts", "Restarts since the monitor started",
+        restarts = CounterMetricFamily("updown_process_restarts",
+                                       "Crash/hang restarts since the monitor started (not starts asked for with up)",
                                        labels=["process"])
         beat = GaugeMetricFamily("updown_process_heartbeat_age_seconds", "Age of the process's heartbeat",
                                  labels=["process"])

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import subprocess
 from dataclasses import dataclass, field
+from enum import Enum
 
 from core.config import Config
 
@@ -14,6 +15,16 @@ from .settings import ChildSpec
 from .states import ChildState, check_transition
 
 log = logging.getLogger("monitor")
+
+
+class StartCause(str, Enum):
+    """Why the monitor starts a child next: its log's header says so, and only the starts the user did
+    not ask for (RESTART, FATAL_RETRY) count as `restarts` in status."""
+
+    AUTOSTART = "autostart"      # this monitor's first start of it (start, restart, the service, a reboot)
+    RESTART = "restart"          # it exited, hung or could not start: started again by the monitor
+    REQUESTED = "requested"      # ./supervisor.sh up: after `down`, or a FATAL child tried again
+    FATAL_RETRY = "fatal_retry"  # the slow automatic retry of a FATAL child (SUPERVISOR_FATAL_RETRY)
 
 
 @dataclass
@@ -25,8 +36,13 @@ class Child:
     started_at: float = 0.0
     next_start_at: float = 0.0
     failures: int = 0  # failed starts in a row
-    restarts: int = 0
-    starts: int = 0
+    restarts: int = 0  # starts the user did not ask for: after an exit or a hang, automatic FATAL retries
+    requested_restarts: int = 0  # starts asked for with ./supervisor.sh up (after down, or of a FATAL child)
+    starts: int = 0  # processes this monitor started
+    # Start attempts in this STATE_DIR across monitor runs (carried over in supervisor.json): the N of
+    # the "start #N" header each start writes to logs/<name>.log.
+    starts_total: int = 0
+    cause: StartCause = StartCause.AUTOSTART  # why the next start happens
     desc: list[Ident] = field(default_factory=list)
     stop_reason: str = ""
     kill_at: float = 0.0
@@ -49,6 +65,27 @@ class Child:
     def to(self, new: ChildState) -> None:
         """Change state through the transition table; an illegal change raises IllegalTransition."""
         self._state = check_transition(self.name, self._state, new)
+
+    def start_reason(self, monitor_pid: int) -> str:
+        """Why this start happens, for the header line of its log."""
+        if self.cause is StartCause.AUTOSTART:
+            return f"first start by monitor pid {monitor_pid}"
+        if self.cause is StartCause.REQUESTED:
+            return "asked for with ./supervisor.sh up"
+        if self.cause is StartCause.FATAL_RETRY:
+            return f"automatic retry #{self.fatal_retries} of a FATAL process"
+        return f"restart; last run: {(self.last_exit or {}).get('reason', 'unknown')}"
+
+    def count_start(self) -> None:
+        """A process of it runs: a restart, or one the user asked for (a monitor's first start is neither).
+        Any later start is a restart unless `up` or the FATAL retry says otherwise."""
+        if self.starts:
+            if self.cause is StartCause.REQUESTED:
+                self.requested_restarts += 1
+            else:
+                self.restarts += 1
+        self.starts += 1
+        self.cause = StartCause.RESTART
 
     def last_beat(self) -> float | None:
         best = None

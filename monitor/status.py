@@ -92,6 +92,7 @@ def _processes(paths: Paths, specs: list[ChildSpec], doc: dict | None, monitor_a
             "state": state, "pid": pid,
             "uptime_s": round(now - started, 1) if started else None,
             "restarts": info.get("restarts", 0), "failed_starts": info.get("failed_starts", 0),
+            "requested_restarts": info.get("requested_restarts", 0),
             "heartbeat_age_s": round(now - max(mtimes), 1) if mtimes and alive else None,
             "stale_after_s": info.get("stale_after"),
         }
@@ -107,6 +108,10 @@ def _processes(paths: Paths, specs: list[ChildSpec], doc: dict | None, monitor_a
             entry["fatal_reason"] = info.get("fatal_reason")
         if paths.down_file(name).exists():
             entry["held_down"] = str(paths.down_file(name))
+            last = info.get("last_exit") or {}
+            if state == ChildState.DOWN.value and last.get("reason") == "down" \
+                    and isinstance(last.get("at"), (int, float)):
+                entry["down_for_s"] = round(max(0.0, now - last["at"]), 1)  # since the monitor stopped it
         out[name] = entry
     return out
 
@@ -288,7 +293,8 @@ def render(st: dict) -> str:
         extra = []
         if p.get("pid"):
             extra.append(f"pid {p['pid']:<7} up {_dur(p.get('uptime_s'))}")
-        extra.append(f"restarts {p.get('restarts', 0)}")
+        asked = p.get("requested_restarts") or 0
+        extra.append(f"restarts {p.get('restarts', 0)}" + (f" (+{asked} by you with up)" if asked else ""))
         if p.get("heartbeat_age_s") is not None:
             extra.append(f"heartbeat {p['heartbeat_age_s']:.1f}s ago")
         if p.get("restart_in_s") is not None:
@@ -298,7 +304,9 @@ def render(st: dict) -> str:
         if p.get("retry_in_s") is not None:
             extra.append(f"next automatic retry in {_dur(p['retry_in_s'])} (or ./supervisor.sh up {name})")
         if p.get("held_down"):
-            extra.append(f"held down by {p['held_down']}")
+            ago = p.get("down_for_s")
+            extra.append(f"held down by {p['held_down']}" + (f", stopped by you {_dur(ago)} ago" if ago is not None
+                                                             else ""))
         lines.append(f"{name:<14} {p['state']:<9} " + "  ".join(extra))
     for asset, sig in (st.get("signals") or {"": st.get("signal")}).items():
         sig = sig or {}

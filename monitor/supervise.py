@@ -9,6 +9,11 @@ of legal transitions; every change goes through `Child.to`, and an illegal one r
                             every SUPERVISOR_FATAL_RETRY s (300), notified each time: FATAL -> starting)
         down    (a `down` file holds it down on purpose; removing the file starts it again)
 
+Each start writes a header line to logs/<name>.log, "---- supervisor: starting NAME (start #N: why) at
+TIME": N counts every start in this STATE_DIR, across monitor runs (supervisor.json's starts_total).
+`restarts` counts only the starts the user did not ask for (after an exit, a hang, an automatic FATAL
+retry); `up` after `down`, or on a FATAL child, counts in `requested_restarts` instead.
+
 A child that exits 2 (ExitStatus.REFUSED: its own config check refused) is FATAL at once and
 never retried automatically: the same config would refuse again (`up` or `restart` retries it).
 A start "failed" when the child died within MIN_UPTIME seconds, or was killed as hung without
@@ -33,7 +38,7 @@ from core.durable_files import atomic_write_json, read_json
 from core.exit_codes import ExitStatus
 
 from . import pidfiles
-from .child import Child, Notify
+from .child import Child, Notify, StartCause
 from .pidfiles import PidRecord
 from .procs import (
     TAG_VAR,
@@ -73,6 +78,7 @@ class Monitor:
         self.children = [Child(s) for s in specs]
         for c in self.children:
             c.to(ChildState.STARTING)  # autostart
+        self._carry_over_start_counts()
         self.base_env = dict(os.environ if base_env is None else base_env)
         self.shutdown_requested = False
         self.started_at = clock()
@@ -85,6 +91,18 @@ class Monitor:
         self.notify = Notify(cfg)
         self.service = ServiceNotifier(self.base_env)  # systemd (Type=notify): READY, STATUS, WATCHDOG
         self.secrets_file: Path | None = None  # written by write_secrets(); given to children as SECRETS_FILE
+
+    def _carry_over_start_counts(self) -> None:
+        """Each child's start count goes on from the last monitor's supervisor.json (kept by `stop`), so
+        the "start #N" headers in logs/<name>.log keep counting across `restart`, `stop`/`start`, a
+        service restart and a reboot instead of saying #1 after each (a missing or unreadable file: 1)."""
+        res = read_json(self.paths.status_file)
+        kids = res.data.get("children") if res.ok and res.data else None
+        for c in self.children:
+            info = kids.get(c.name) if isinstance(kids, dict) else None
+            n = info.get("starts_total") if isinstance(info, dict) else None
+            if isinstance(n, int) and not isinstance(n, bool) and n > 0:
+                c.starts_total = n
 
     # ---- secrets ------------------------------------------------------------------
     def write_secrets(self) -> None:
@@ -114,13 +132,16 @@ class Monitor:
         if self.ident is not None:
             env[TAG_VAR] = run_tag(self.ident)
         fd = os.open(self.paths.log_file(c.name), os.O_WRONLY | os.O_APPEND | os.O_CREAT, PRIVATE)
+        c.starts_total += 1
+        why = c.start_reason(os.getpid())
         try:
-            os.write(fd, f"---- supervisor: starting {c.name} (start #{c.starts + 1}) at "
+            os.write(fd, f"---- supervisor: starting {c.name} (start #{c.starts_total}: {why}) at "
                          f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(now))}\n".encode())
             proc = subprocess.Popen(list(c.spec.argv), cwd=str(REPO_ROOT), env=env, stdin=subprocess.DEVNULL,
                                     stdout=fd, stderr=fd, start_new_session=True, close_fds=True)
         except OSError as exc:
             os.close(fd)
+            c.cause = StartCause.RESTART  # the next attempt is the monitor's own
             log.error("%s: could not start %s: %s", c.name, c.spec.argv[0], exc)
             c.started_at, c.exit_code = now, None
             self._exited(c, now, f"could not start: {exc.strerror or exc}")  # STARTING/BACKOFF -> EXITED
@@ -130,11 +151,9 @@ class Monitor:
         c.proc, c.ident, c.started_at, c.desc, c.exited_at = proc, ident, now, [], 0.0
         c.to(ChildState.RUNNING)
         c.stop_reason, c.exit_code = "", None
-        if c.starts:
-            c.restarts += 1
-        c.starts += 1
+        c.count_start()  # a restart, or one the user asked for with `up`; the next start is a restart
         self._write_pid(c)
-        log.info("%s: started pid %d (start #%d)", c.name, proc.pid, c.starts)
+        log.info("%s: started pid %d (start #%d: %s)", c.name, proc.pid, c.starts_total, why)
 
     def _write_pid(self, c: Child) -> None:
         if c.ident is None:
@@ -297,6 +316,7 @@ class Monitor:
                     log.info("%s: retry requested (./supervisor.sh up %s); starting it again", c.name, c.name)
                     c.to(ChildState.STARTING)
                     c.failures, c.fatal_reason, c.next_start_at, c.retry_at = 0, None, now, None
+                    c.cause = StartCause.REQUESTED
                 elif c.retry_at is not None and now >= c.retry_at:
                     self._retry_fatal(c, now)
             elif retry.exists():
@@ -305,7 +325,7 @@ class Monitor:
                 if not self._down(c):
                     log.info("%s: down file removed; starting it", c.name)
                     c.to(ChildState.STARTING)
-                    c.failures, c.next_start_at = 0, now
+                    c.failures, c.next_start_at, c.cause = 0, now, StartCause.REQUESTED
             if c.state == ChildState.STARTING and self.initial_phase:
                 gate_closed = True
         if self.initial_phase and all(c.state != ChildState.STARTING for c in self.children) and not gate_closed:
@@ -319,6 +339,7 @@ class Monitor:
         """The slow schedule: a FATAL child (never one that exited 2) gets MAX_FAILS fresh starts."""
         c.fatal_retries += 1
         c.to(ChildState.STARTING)
+        c.cause = StartCause.FATAL_RETRY
         c.failures, c.next_start_at, c.retry_at = 0, now, None  # fatal_reason stays: status shows "was FATAL"
         log.warning("%s: FATAL for %g s; trying it again by itself (automatic retry #%d, every"
                     " SUPERVISOR_FATAL_RETRY=%g s)", c.name, self.knobs.fatal_retry, c.fatal_retries,
@@ -333,6 +354,7 @@ class Monitor:
             kids[c.name] = {
                 "state": c.state.value, "pid": c.ident.pid if c.ident and c.state in ACTIVE else None,
                 "started_at": c.started_at or None, "restarts": c.restarts, "failed_starts": c.failures,
+                "requested_restarts": c.requested_restarts, "starts_total": c.starts_total,
                 "next_start_at": c.next_start_at if c.state == ChildState.BACKOFF else None,
                 "last_exit": c.last_exit, "fatal_reason": c.fatal_reason,
                 "retry_at": c.retry_at if c.state == ChildState.FATAL else None, "fatal_retries": c.fatal_retries,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -246,10 +247,56 @@ def test_down_file_holds_a_child_down(sup, tmp_path):
     wait_for(lambda: not process_alive(pid), 5, "alpha stopped by its down file")
     wait_for(lambda: _status(env)[1]["processes"]["alpha"]["state"] == "down", 5, "alpha shown as down")
     assert _status(env)[0] == 3
+    assert "stopped by you" in _line(run_sup(env, "status").stdout, "alpha")
     assert run_sup(env, "up", "alpha").returncode == 0
     wait_for(lambda: _running_pid(state, "alpha", not_pid=pid), 5, "alpha started again")
     tracker.note("alpha")
+    # Asked for, so not a crash-restart: counted apart, and the log says why it started.
+    alpha = wait_for(lambda: _status(env)[1]["processes"]["alpha"], 5, "alpha's status")
+    assert alpha["restarts"] == 0 and alpha.get("requested_restarts") == 1, alpha
+    assert "restarts 0 (+1 by you with up)" in _line(run_sup(env, "status").stdout, "alpha")
+    assert _headers(logs, "alpha")[-1].endswith("(start #2: asked for with ./supervisor.sh up)")
     assert run_sup(env, "down", "nosuch").returncode == 1
+
+
+def _line(text: str, name: str) -> str:
+    return next(ln for ln in text.splitlines() if ln.startswith(f"{name} "))
+
+
+def _headers(logs: Path, name: str) -> list[str]:
+    """The monitor's "---- supervisor: starting NAME (start #N: why)" lines in logs/NAME.log, without the time."""
+    lines = (logs / f"{name}.log").read_text().splitlines()
+    return [ln.rsplit(" at ", 1)[0] for ln in lines if ln.startswith(f"---- supervisor: starting {name} ")]
+
+
+def test_start_numbers_in_a_log_go_on_across_restarts_of_the_child_and_of_the_monitor(sup, tmp_path):
+    """"start #N" in logs/NAME.log counts every start in this STATE_DIR: a crash-restart is #2, and a
+    `restart` (a new monitor) goes on with #3 instead of saying #1 again."""
+    env, state, logs, tracker = sup
+    env["SUPERVISOR_CHILDREN_FILE"] = str(write_children(tmp_path, [stub_child("alpha")]))
+    _start(env)
+    pid = wait_for(lambda: _running_pid(state, "alpha", fresh_after=0), 10, "alpha running")
+    tracker.note_all()
+    os.kill(pid, signal.SIGKILL)
+    pid2 = wait_for(lambda: _running_pid(state, "alpha", not_pid=pid), 10, "alpha restarted")
+    tracker.note_all()
+    first_monitor = pid_record(state, "monitor")["pid"]
+    r = run_sup(env, "restart")
+    assert r.returncode == 0, r.stderr
+    wait_for(lambda: _running_pid(state, "alpha", not_pid=pid2), 10, "alpha running under the new monitor")
+    tracker.note_all()
+    second_monitor = pid_record(state, "monitor")["pid"]
+    headers = wait_for(lambda: len(_headers(logs, "alpha")) == 3 and _headers(logs, "alpha"), 5, "three headers")
+    assert [int(re.search(r"\(start #(\d+)", h)[1]) for h in headers] == [1, 2, 3], headers
+    head = "---- supervisor: starting alpha (start #"
+    assert headers == [
+        f"{head}1: first start by monitor pid {first_monitor})",
+        f"{head}2: restart; last run: exited with code -9)",
+        f"{head}3: first start by monitor pid {second_monitor})",
+    ]
+    code, st = _status(env)
+    assert code == 0 and st["processes"]["alpha"]["restarts"] == 0  # the new monitor's count of crash-restarts
+    assert f"(start #3: first start by monitor pid {second_monitor})" in (logs / "monitor.log").read_text()
 
 
 def test_corrupt_or_reused_pid_files_are_never_killed(sup, tmp_path):

@@ -425,6 +425,47 @@ def test_a_fatal_child_is_retried_on_the_slow_schedule_with_a_notification_each_
     assert not [t for e, t in mon.notify.sent if t.startswith("picky was FATAL")]
 
 
+def test_start_counts_carry_over_and_up_on_a_fatal_child_is_not_a_crash_restart(tmp_path):
+    """starts_total goes on from the last monitor's supervisor.json (a bad value there: from 1); `up` on
+    a FATAL child is counted in requested_restarts, the automatic FATAL retry in restarts."""
+    import monitor.supervise as supervise
+    from monitor.settings import paths_of
+
+    cfg = load_config(_dirs(tmp_path, SUPERVISOR_MAX_FAILS="1", SUPERVISOR_MIN_UPTIME="60",
+                            SUPERVISOR_FATAL_RETRY="30"), dotenv_path=tmp_path / "no.env")
+    paths = paths_of(cfg)
+    paths.status_file.write_text(json.dumps({"children": {"crash": {"starts_total": 7},
+                                                          "other": {"starts_total": True}}}))
+    crash = ChildSpec("crash", (sys.executable, "-c", "raise SystemExit(1)"), (), 30.0)
+    other = ChildSpec("other", (sys.executable, "-c", "raise SystemExit(1)"), (), 30.0)
+    clock = _Clock()
+    mon = supervise.Monitor(cfg, [crash, other], knobs_of(cfg), paths, clock=clock)
+    mon.notify = _Sent()
+    c, o = mon.children
+    assert (c.starts_total, o.starts_total) == (7, 0)
+    try:
+        _tick_until(mon, c, ChildState.FATAL, clock)
+        (paths.down_dir / "crash.retry").parent.mkdir(parents=True, exist_ok=True)
+        (paths.down_dir / "crash.retry").write_text("retry requested by ./supervisor.sh up\n")
+        _tick_until(mon, c, ChildState.STARTING, clock)  # the retry file taken: FATAL -> starting
+        _tick_until(mon, c, ChildState.FATAL, clock)  # -> running -> stopping -> exited -> FATAL
+        assert c.starts == 2 and (c.restarts, c.requested_restarts) == (0, 1)
+        clock.t = c.retry_at
+        _tick_until(mon, c, ChildState.STARTING, clock)
+        _tick_until(mon, c, ChildState.FATAL, clock)
+        assert c.starts == 3 and (c.restarts, c.requested_restarts) == (1, 1)
+        assert mon.status_doc(clock.t)["children"]["crash"]["starts_total"] == 10
+    finally:
+        mon.shutdown()
+    head = "---- supervisor: starting crash (start #"
+    headers = [ln.rsplit(" at ", 1)[0] for ln in (tmp_path / "crash.log").read_text().splitlines()
+               if ln.startswith(head)]
+    assert headers == [f"{head}8: first start by monitor pid {os.getpid()})",
+                       f"{head}9: asked for with ./supervisor.sh up)",
+                       f"{head}10: automatic retry #1 of a FATAL process)"]
+    assert "(start #1: first start" in (tmp_path / "other.log").read_text()
+
+
 def test_status_shows_the_next_automatic_retry_of_a_fatal_child(tmp_path):
     from monitor.settings import paths_of
     from monitor.status import build, render
