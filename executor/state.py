@@ -61,9 +61,12 @@ class ExecutorState:
         with self._lock:
             self.data["counters"][counter] = self.data["counters"].get(counter, 0) + n
 
-    def window_handled(self, asset: str, window_start: int, slug: str, action: str) -> None:
+    def window_handled(self, asset: str, window_start: int, slug: str, action: str, outcome: str | None = None) -> None:
+        """`outcome`: what came of a traded window's order (filled, failed, unknown, wallet_rejected)."""
         with self._lock:
             entry = {"asset": asset, "window_start": int(window_start), "slug": slug, "action": action}
+            if outcome is not None:
+                entry["outcome"] = outcome
             self.data["windows_handled"] = (self.data["windows_handled"] + [entry])[-200:]
             self.data["last_window"] = entry
 

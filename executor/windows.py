@@ -131,7 +131,9 @@ class WindowTracker:
             reason = self._with_outcome(reason, fields.get("outcome"), fields.get("trade_id"))
         if self.svc.decisions.write(w.asset, w.start, w.slug, action, reason, strategy=self.svc.cfg.strategy,
                                     **fields):
-            self.svc.state.window_handled(w.asset, w.start, w.slug, str(action))
+            outcome = fields.get("outcome")
+            self.svc.state.window_handled(w.asset, w.start, w.slug, str(action),
+                                          None if outcome is None else str(outcome))
             self.svc.state.bump("traded" if action == Logged.TRADED else "skipped")
             log.info("%s %s: %s (%s)", w.asset, w.slug, action, reason)
 

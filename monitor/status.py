@@ -322,7 +322,8 @@ def render(st: dict) -> str:
     if ex:
         lw = ex.get("last_window") or {}
         lines.append(f"{'executor':<14} {ex.get('status')}{' (' + str(ex['reason']) + ')' if ex.get('reason') else ''}"
-                     f"  last window {lw.get('slug', '-')} {lw.get('action', '')}".rstrip())
+                     f"  last window {lw.get('slug', '-')} {lw.get('action', '')}"
+                     f"{' (' + str(lw['outcome']) + ')' if lw.get('outcome') else ''}".rstrip())
         jp = ex.get("journal")
         if jp:
             bits = []

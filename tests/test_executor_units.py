@@ -382,6 +382,16 @@ def test_a_wallet_rejected_trade_says_no_order_placed_in_its_decision_line(tmp_p
     assert got["ETH"]["reason"] == why and got["ETH"]["outcome"] == "filled"      # a fill's line is unchanged
     counters = d.svc.state.data["counters"]   # `traded` counts tried windows; the outcomes break it down
     assert (counters["traded"], counters["filled"], counters["wallet_rejected"]) == (2, 1, 1)
+    handled = {e["asset"]: e for e in d.svc.state.data["windows_handled"]}
+    assert handled["BTC"]["outcome"] == "wallet_rejected" and handled["ETH"]["outcome"] == "filled"
+    from monitor import status  # `status` reads the saved state: "last window ... traded (outcome)"
+
+    d.svc.state.save()
+    doc = {"mode": "paper", "market_url": "-", "monitor": {"state": "stopped"}, "ok": False, "processes": {},
+           "signals": {}, "executor": status._executor(d.cfg), "risk": None,
+           "trades": {"last": None, "today": {"filled": 0, "wins": 0, "losses": 0, "pnl": 0.0}, "path": "-",
+                      "open": []}}
+    assert "last window ETH-s traded (filled)" in status.render(doc)
 
 
 def test_bad_browser_path_refuses_with_one_line(tmp_path):
