@@ -110,11 +110,14 @@ def record(journal: list[dict], now: float, mode: str, event: str, **fields: Any
     journal.append({"ts": iso_utc(now), "event": event, "mode": mode, **fields})
 
 
-def set_halt(state: dict, reason: str, kind: str, now: float, journal: list[dict], mode: str) -> None:
+def set_halt(state: dict, reason: str, kind: str, now: float, journal: list[dict], mode: str,
+             quiet: bool = False) -> None:
+    """`quiet`: a replay re-deriving a past halt (risk/replay.py): no HALTED line in the log."""
     state.update(halted=True, halt_reason=reason, halt_kind=kind, halted_at=now, halt_day=utc_day(now),
                  halt_streak=state.get("consecutive_losses"))
     record(journal, now, mode, "halt", kind=kind, reason=reason)
-    log.warning("HALTED (%s): %s", kind, reason)
+    if not quiet:
+        log.warning("HALTED (%s): %s", kind, reason)
 
 
 def halt_applies(state: dict, kind: str) -> bool:
@@ -164,8 +167,8 @@ def apply_fill(st: dict, trade_id: str, asset: str, window_start: Any, side: str
 
 
 def apply_settled(st: dict, cfg: Config, trade_id: str, pnl: float, now: float, outcome: str | None,
-                  journal: list[dict]) -> tuple[bool, str | None]:
-    """Book a settlement: (counted, the halt reason if it tripped a halt)."""
+                  journal: list[dict], quiet: bool = False) -> tuple[bool, str | None]:
+    """Book a settlement: (counted, the halt reason if it tripped a halt). `quiet`: a replay (no log line)."""
     if trade_id in st["settled_ids"]:
         return False, None
     if st["open"].pop(trade_id, None) is None:
@@ -182,16 +185,22 @@ def apply_settled(st: dict, cfg: Config, trade_id: str, pnl: float, now: float, 
         st["consecutive_losses"] += 1
     if won is not False or st["halted"]:
         return True, None
-    reason = None
+    breach = limit_breach(st, cfg)
+    if breach is None:
+        return True, None
+    set_halt(st, breach[0], breach[1], now, journal, cfg.mode, quiet=quiet)
+    return True, breach[0]
+
+
+def limit_breach(st: dict, cfg: Config) -> tuple[str, str] | None:
+    """(reason, kind) when today's P&L or the losing streak is at its limit, else None."""
     if st["pnl_today"] <= -cfg.max_daily_loss + EPS:
-        reason, kind = (f"daily loss limit: today's P&L ${st['pnl_today']:.2f} reached MAX_DAILY_LOSS"
-                        f" ${cfg.max_daily_loss:.2f} (UTC day {st['day']})"), "daily_loss"
-    elif st["consecutive_losses"] >= cfg.max_consecutive_losses:
-        reason, kind = (f"{st['consecutive_losses']} consecutive losses"
-                        f" (MAX_CONSECUTIVE_LOSSES={cfg.max_consecutive_losses})"), "consecutive_losses"
-    if reason is not None:
-        set_halt(st, reason, kind, now, journal, cfg.mode)
-    return True, reason
+        return (f"daily loss limit: today's P&L ${st['pnl_today']:.2f} reached MAX_DAILY_LOSS"
+                f" ${cfg.max_daily_loss:.2f} (UTC day {st['day']})"), "daily_loss"
+    if st["consecutive_losses"] >= cfg.max_consecutive_losses:
+        return (f"{st['consecutive_losses']} consecutive losses"
+                f" (MAX_CONSECUTIVE_LOSSES={cfg.max_consecutive_losses})"), "consecutive_losses"
+    return None
 
 
 class RiskBook:

@@ -72,11 +72,29 @@ def derive_state(cfg: Config, trade_events: Iterable[dict], risk_events: Iterabl
     start = timeline[0][0] if timeline else now
     st = guards._fresh_state(utc_day(min(start, now)))
     scratch: list[dict] = []   # records the replay would journal: already in risk.jsonl, never rewritten
+    unjournaled = False        # the halt in force was tripped by a replayed settlement, not read from risk.jsonl
     for t, _order, rec in timeline:
         guards.roll(st, t, scratch, cfg)
+        was = st["halted"]
         _apply(st, cfg, t, rec, scratch)
+        if rec.get("event") == "halt" or not st["halted"]:
+            unjournaled = False
+        elif rec.get("event") == "settled" and not was:
+            unjournaled = True
     guards.roll(st, now, scratch, cfg)
+    if st["halted"] and unjournaled and guards.limit_breach(st, cfg) is None:
+        _drop_unjournaled_halt(st)
     return st
+
+
+def _drop_unjournaled_halt(st: dict) -> None:
+    """A halt the replay tripped with today's limits on a past settlement, which the live book never
+    tripped (no halt line in risk.jsonl) and which the counters no longer imply (a win since reset the
+    streak, the P&L came back): the limits were lowered since. A new limit applies from now on, not to
+    losses already followed by wins; a streak or a loss still at the new limit keeps the halt."""
+    log.info("risk replay: %s (at %s) is not a halt the journals recorded and today's counters no longer"
+             " imply it (a limit was lowered since): not applied", st["halt_reason"], st["halted_at"])
+    st.update(halted=False, halt_reason=None, halt_kind=None, halted_at=None, halt_day=None, halt_streak=None)
 
 
 def _apply(st: dict, cfg: Config, t: float, rec: dict, scratch: list[dict]) -> None:
@@ -92,9 +110,10 @@ def _apply(st: dict, cfg: Config, t: float, rec: dict, scratch: list[dict]) -> N
             log.error("settlement of %s has an unreadable pnl %r: counted as a loss of its amount", tid, rec.get("pnl"))
             pnl = -abs(float(rec.get("amount") or 0))
         outcome = rec.get("outcome") if rec.get("outcome") in ("won", "lost") else None
-        guards.apply_settled(st, cfg, tid, pnl, t, outcome, scratch)
+        guards.apply_settled(st, cfg, tid, pnl, t, outcome, scratch, quiet=True)
     elif ev == "halt" and guards.halt_applies(st, str(rec.get("kind") or "error")):
-        guards.set_halt(st, str(rec.get("reason") or "halt"), str(rec.get("kind") or "error"), t, scratch, cfg.mode)
+        guards.set_halt(st, str(rec.get("reason") or "halt"), str(rec.get("kind") or "error"), t, scratch, cfg.mode,
+                        quiet=True)
     elif ev in ("resume", "auto_resume") and st["halted"]:
         guards.clear_halt(st)
 

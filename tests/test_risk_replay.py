@@ -122,3 +122,42 @@ def test_an_error_halt_supersedes_a_halt_the_new_day_would_clear(iso_env):
         assert s["halted"] and s["halt_kind"] == "error" and s["halt_reason"].startswith("could not record fill")
         d.book.path.unlink()
         d.rebuild()
+
+
+def test_a_lowered_loss_limit_applies_from_now_on_not_to_losses_already_followed_by_wins(iso_env):
+    """Found in a user's trial: MAX_CONSECUTIVE_LOSSES 5 -> 1 and a restart halted trading over a loss that
+    three wins had followed (the replay judged past settlements by the new limit). A halt the live book
+    never journaled and the counters no longer imply is not applied; one they still imply is (fail closed)."""
+    d = Desk(risk_cfg(iso_env, MAX_CONSECUTIVE_LOSSES=5, MAX_DAILY_LOSS=1000))
+    d.trade(-10.0)
+    for _ in range(3):
+        d.trade(+4.0)
+    assert not d.status()["halted"] and d.status()["consecutive_losses"] == 0
+    lowered = Desk(risk_cfg(iso_env, MAX_CONSECUTIVE_LOSSES=1, MAX_DAILY_LOSS=1000), now=d.now)
+    assert lowered.rebuild() == []                                    # nothing to change: not halted
+    assert not lowered.status()["halted"] and lowered.book.check("BTC", int(lowered.now), 10.0, lowered.now) is None
+    lowered.n = d.n
+    assert lowered.trade(-10.0) == "1 consecutive losses (MAX_CONSECUTIVE_LOSSES=1)"   # from now on: the next loss
+    assert lowered.status()["halted"]
+
+
+def test_a_lowered_limit_still_met_by_the_current_streak_halts_at_the_rebuild(iso_env):
+    d = Desk(risk_cfg(iso_env, MAX_CONSECUTIVE_LOSSES=5, MAX_DAILY_LOSS=1000))
+    for _ in range(3):
+        d.trade(-10.0)
+    assert not d.status()["halted"] and d.status()["consecutive_losses"] == 3
+    lowered = Desk(risk_cfg(iso_env, MAX_CONSECUTIVE_LOSSES=2, MAX_DAILY_LOSS=1000), now=d.now)
+    lowered.rebuild()
+    st = lowered.status()
+    assert st["halted"] and st["halt_kind"] == "consecutive_losses" and st["consecutive_losses"] == 3
+
+
+def test_a_journaled_halt_stays_though_a_win_settled_after_it(iso_env):
+    """The live book's own halt (a halt line in risk.jsonl) is never second-guessed by the replay."""
+    d = Desk(risk_cfg(iso_env, MAX_CONSECUTIVE_LOSSES=2, MAX_DAILY_LOSS=1000))
+    d.trade(-10.0)
+    assert d.trade(-10.0) is not None
+    d.trade(+4.0)                     # a position opened before the halt settles as a win while halted
+    assert d.status()["halted"] and d.status()["consecutive_losses"] == 0
+    (d.cfg.state_dir / "risk.json").unlink()
+    assert d.rebuild() == ["risk.json was missing or unreadable"] and d.status()["halted"]
