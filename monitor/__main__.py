@@ -154,6 +154,33 @@ def cmd_run(a) -> ExitStatus:
     return mon.run()
 
 
+def _live_verdict(cfg, paths, timeout: float) -> str | None:
+    """Live: wait (up to `timeout` s) for the executor's own checks (the wallet unlocked and connected,
+    the page): its refusal (the reason it gave, in state/executor.json), or None when it went on (or
+    has not decided yet: then `status` tells, and the screen says so)."""
+    from core.durable_files import read_json
+    from executor.state import ExecutorStatus
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        doc = read_json(paths.status_file).data or {}
+        kid = doc.get("children", {}).get("executor", {})
+        ex = read_json(cfg.executor_state_path).data or {}
+        mine = kid.get("pid") is not None and ex.get("pid") == kid.get("pid")
+        this_run = isinstance(ex.get("started"), (int, float)) and \
+            ex["started"] >= float(doc.get("monitor", {}).get("started_at") or 0)
+        if (mine or this_run) and ex.get("status") == ExecutorStatus.REFUSED.value:
+            return str(ex.get("reason") or "refused")
+        if kid.get("state") == ChildState.FATAL.value:
+            return str(kid.get("fatal_reason") or kid.get("last_exit") or "it could not start")
+        if mine and ex.get("status") not in (None, ExecutorStatus.STARTING.value):
+            return None
+        time.sleep(0.2)
+    print(f"supervisor: the executor has not finished its live checks within {timeout:.0f} s;"
+          " ./supervisor.sh status tells when it has")
+    return None
+
+
 def cmd_started(a) -> ExitStatus:
     """Wait until the monitor has started every child (or given up on one), then print the screen."""
     from core.durable_files import read_json
@@ -180,6 +207,11 @@ def cmd_started(a) -> ExitStatus:
         _err(f"supervisor: the monitor did not report within {timeout:.0f} s; see {paths.log_file('monitor')}")
         return ExitStatus.ERROR
     kids = doc.get("children", {})
+    if cfg.mode == "live" and "executor" in kids:
+        refused = _live_verdict(cfg, paths, timeout)
+        if refused is not None:
+            _err(f"supervisor: live mode refused by the executor: {refused}; nothing traded, stopping everything")
+            return ExitStatus.REFUSED
     print(f"supervisor: started in {cfg.mode} mode (monitor pid {a.pid}, log {paths.log_file('monitor')})")
     print(f"  market      {cfg.market_url}")
     if "dashboard" in doc.get("order", []):

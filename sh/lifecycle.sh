@@ -109,7 +109,13 @@ cmd_start() {
   mpid=$!
   eval "exec ${LOCK_FD}>&-"
   # How long to wait for the screen: SUPERVISOR_START_TIMEOUT (config: .env or the environment).
-  "$PY" -m monitor started --pid "$mpid"
+  # Exit 2: live, and the executor refused (wallet locked, ...): nothing may run half-started.
+  rc=0
+  "$PY" -m monitor started --pid "$mpid" || rc=$?
+  if [ "$rc" = 2 ]; then
+    "$PY" -m monitor stop >/dev/null || rc=$?
+  fi
+  return "$rc"
 }
 
 cmd_stop() {

@@ -2,10 +2,13 @@
 
     python tests/supervisor_stub.py --beat PATH [--interval S] [--fail-fast] [--ignore-term]
                                     [--grandchild PIDFILE] [--exit-after S] [--env-dump PATH]
+                                    [--refuse PATH]
 
 --fail-fast exits 1 at once (a child that cannot start); --ignore-term ignores SIGTERM (so the
 supervisor must escalate to SIGKILL); --grandchild starts a `sleep`-like Python process in a
-session of its own (as Playwright starts Chromium) and writes its pid to PIDFILE.
+session of its own (as Playwright starts Chromium) and writes its pid to PIDFILE; --refuse writes
+what the executor writes when it refuses to run (state/executor.json: status refused, its reason) to
+PATH, then exits 2 (as the executor does, live, with a locked wallet).
 """
 
 from __future__ import annotations
@@ -30,10 +33,16 @@ def main() -> int:
     p.add_argument("--grandchild")
     p.add_argument("--exit-after", type=float)
     p.add_argument("--env-dump")
+    p.add_argument("--refuse")
     a = p.parse_args()
     if a.env_dump:
         keys = ("MODE", "LIVE_CONFIRM", "METAMASK_PASSWORD", "REPLICA_WALLET_PASSWORD", "SUPERVISED_BY")
         Path(a.env_dump).write_text(json.dumps({k: os.environ.get(k) for k in keys}))
+    if a.refuse:
+        Path(a.refuse).parent.mkdir(parents=True, exist_ok=True)
+        Path(a.refuse).write_text(json.dumps({"status": "refused", "pid": os.getpid(), "started": time.time(),
+                                              "reason": "live mode needs METAMASK_PASSWORD (stub)"}))
+        return 2
     if a.fail_fast:
         print("stub: failing at start on purpose", file=sys.stderr, flush=True)
         return 1

@@ -387,6 +387,24 @@ def test_live_start_needs_the_phrase_and_passes_it_only_through_the_environment(
     assert run_sup(env, "status").stdout.startswith("mode live")
 
 
+def test_a_live_start_the_executor_refuses_says_so_and_leaves_nothing_running(sup, tmp_path):
+    """Found in a user's trial: live, the executor refused (no METAMASK_PASSWORD, the wallet locked) a few
+    seconds after `start` had said 'started in live mode'; the other processes ran on. `start` now waits
+    for the executor's verdict: its reason, exit 2, everything stopped."""
+    env, state, logs, tracker = sup
+    env["SUPERVISOR_CHILDREN_FILE"] = str(write_children(tmp_path, [
+        stub_child("alpha"), stub_child("executor", "--refuse", str(state / "executor.json"))]))
+    Path(env["DOTENV_PATH"]).write_text("MODE=live\n")
+    r = run_sup(env, "start", "--live", stdin="I_UNDERSTAND\n")
+    tracker.note_all()
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "live mode refused by the executor: live mode needs METAMASK_PASSWORD (stub)" in r.stderr
+    assert "started in live mode" not in r.stdout
+    wait_for(lambda: not (state / "pids").exists() or not list((state / "pids").glob("*.json")), 10,
+             "everything stopped")
+    assert _status(env)[0] == 3
+
+
 def test_restart_with_a_bad_configuration_stops_nothing(sup, tmp_path):
     """A typo in .env, then restart: the configuration is refused before anything is stopped, so the
     running agent keeps running (it used to be stopped, then not started)."""
