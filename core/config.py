@@ -408,8 +408,9 @@ def load_config(env: Mapping[str, str] | None = None, dotenv_path: Path | None =
     max_position_size = get("MAX_POSITION_SIZE", str(max(25.0, position_size)),
                             _float(0, None, True, "25.0"))
     if max_position_size < position_size:
-        raise ConfigError("MAX_POSITION_SIZE", f"must be >= POSITION_SIZE ({position_size:g})",
-                          f"{position_size:g}")
+        raise ConfigError("POSITION_SIZE", f"({position_size:g}) is above MAX_POSITION_SIZE ({max_position_size:g}),"
+                          " the cap on any one order: lower POSITION_SIZE, or raise MAX_POSITION_SIZE on purpose",
+                          f"{max_position_size:g}")
 
     min_price = get("MIN_PRICE", "0.05", _float(0.01, 0.99, False, "0.05"))
     max_price = get("MAX_PRICE", "0.95", _float(0.01, 0.99, False, "0.95"))

@@ -67,9 +67,13 @@ def read_pause(state_dir: Path | str) -> PauseState:
 
 
 def set_pause(state_dir: Path | str, paused: bool, by: str, now: float | None = None) -> PauseState:
-    """Write the flag atomically (0600). Raises OSError when it cannot be written (the caller says so)."""
+    """Write the flag atomically (0600). Raises OSError when it cannot be written (the caller says so).
+    Pausing what is paused already keeps when and by whom it was paused ("paused since" stays true)."""
     now = time.time() if now is None else now
     by = " ".join(str(by).split())[:MAX_BY] or "unknown"
+    before = read_pause(state_dir)
+    if paused and before.paused and before.problem is None and before.at is not None:
+        return before
     path = pause_path(state_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(path, {"paused": bool(paused), "by": by, "at": iso_utc(now), "at_epoch": round(now, 3)},

@@ -95,7 +95,8 @@ def unknown_names(names: list[str], path: Path) -> list[str]:
     for name in names:
         if name in known or name.startswith(STALE_PREFIX):
             continue
-        close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.8)
+        close = [name.upper()] if name.upper() in known else \
+            difflib.get_close_matches(name.upper(), sorted(known), n=1, cutoff=0.8)
         hint = f"did you mean {close[0]}? " if close else ""
         out.append(f"warning: {name} in {path} is not a setting (not in .env.example): {hint}it is ignored")
     return out

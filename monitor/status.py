@@ -315,8 +315,9 @@ def render(st: dict) -> str:
             lines.append(f"{label:<14} none ({sig['problem']}: {sig.get('path')})")
             continue
         prob = sig.get("prob_up")
-        lines.append(f"{label:<14} {sig.get('direction')}  confidence {sig.get('confidence')}  prob_up "
-                     f"{prob if prob is None else f'{prob:.3f}'}  age {sig.get('age_s')}s"
+        # prob_up first: what the default strategy (edge) trades on; the seed's heuristic after it
+        lines.append(f"{label:<14} prob_up {prob if prob is None else f'{prob:.3f}'}  (heuristic {sig.get('direction')}"
+                     f" {sig.get('confidence')})  age {sig.get('age_s')}s"
                      f"{'  STALE' if sig.get('stale') else ''}  ({sig.get('asset')}, seq {sig.get('seq')})")
     ex = st.get("executor")
     if ex:

@@ -137,19 +137,21 @@ cmd_restart() {
 # restart's first step (here and in supervisor.sh's service-aware restart): exits when the start
 # that follows the stop would refuse.
 restart_check() {
-  local rc=0
+  local rc=0 err=""
   start_options "$@"
   # The new configuration is checked before anything is stopped: a typo in .env leaves the running
   # agent running (with --live: checked as the live start will run it; the phrase is asked by start).
+  # Its warnings are start's to print (once); its refusal is printed here.
   if [ -x "$PY" ]; then
     if [ "$START_LIVE" = 1 ]; then
       _need_live_mode
-      LIVE_CONFIRM="$LIVE_PHRASE" "$PY" -m monitor preflight >/dev/null || rc=$?
+      err=$(LIVE_CONFIRM="$LIVE_PHRASE" "$PY" -m monitor preflight 2>&1 >/dev/null) || rc=$?
     else
-      "$PY" -m monitor preflight >/dev/null || rc=$?
+      err=$("$PY" -m monitor preflight 2>&1 >/dev/null) || rc=$?
     fi
     if [ "$rc" != 0 ]; then
-      printf 'supervisor: restart: the configuration is refused (above); nothing was stopped\n' >&2
+      printf '%s\n' "$err" >&2
+      printf 'supervisor: restart refused: what runs was left running (nothing stopped)\n' >&2
       exit "$rc"
     fi
   fi

@@ -85,6 +85,16 @@ def test_invalid_config_exits_2_with_one_line(iso_env, var, value, needle):
     assert len(lines) == 1 and needle in lines[0] and "example of a good value" in lines[0]
 
 
+def test_a_position_size_above_its_cap_asks_to_lower_the_size_not_to_raise_the_cap(tmp_path: Path):
+    """Found in a user's trial: POSITION_SIZE=60 under MAX_POSITION_SIZE=25 suggested MAX_POSITION_SIZE=60."""
+    with pytest.raises(ConfigError) as info:
+        load_config({"POSITION_SIZE": "60", "MAX_POSITION_SIZE": "25", "STATE_DIR": str(tmp_path)},
+                    dotenv_path=tmp_path / "none", check_dirs=False)
+    msg = str(info.value)
+    assert info.value.var == "POSITION_SIZE" and "is above MAX_POSITION_SIZE (25)" in msg
+    assert "example of a good value: POSITION_SIZE=25" in msg
+
+
 def test_paper_mode_cannot_shorten_windows(tmp_path: Path):
     with pytest.raises(ConfigError, match="WINDOW_SECONDS"):
         load_config({"MODE": "paper", "WINDOW_SECONDS": "60", "STATE_DIR": str(tmp_path)},

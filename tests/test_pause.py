@@ -25,6 +25,8 @@ def test_the_flag_is_private_persistent_and_fails_closed(tmp_path):
     assert st.paused and st.by == "telegram chat 1" and st.at == 1767225600.0
     assert "paused by telegram chat 1 since 2026-01-01T00:00:00Z" in st.reason()
     assert pause_path(tmp_path).stat().st_mode & 0o777 == 0o600
+    set_pause(tmp_path, True, "./supervisor.sh pause", now=1767225700.0)      # paused again: "since" stays
+    assert read_pause(tmp_path).at == 1767225600.0 and read_pause(tmp_path).by == "telegram chat 1"
     set_pause(tmp_path, False, "the dashboard")
     assert not read_pause(tmp_path).paused
     for bad in (b"{not json", b"[]", b'{"paused": "no"}'):

@@ -415,10 +415,15 @@ def test_restart_with_a_bad_configuration_stops_nothing(sup, tmp_path):
     tracker.note_all()
     Path(env["DOTENV_PATH"]).write_text("MODE=demo\nPOSITION_SIZE=ten\n")
     r = run_sup(env, "restart")
-    assert r.returncode == 2 and "POSITION_SIZE" in r.stderr and "nothing was stopped" in r.stderr, r.stderr
+    assert r.returncode == 2 and "POSITION_SIZE" in r.stderr and "nothing stopped" in r.stderr, r.stderr
+    assert r.stderr.count("config error") == 1, r.stderr                   # the refusal once
     r = run_sup(env, "restart", "--live")                  # --live on a demo configuration: refused first too
     assert r.returncode == 2 and "configuration says MODE=demo" in r.stderr, r.stderr
     assert pid_record(state, "alpha")["pid"] == pid and run_sup(env, "status").returncode == 0
+    Path(env["DOTENV_PATH"]).write_text("MODE=demo\nFOO_BAR=1\n")     # valid, with a warning: said once
+    r = run_sup(env, "restart")
+    tracker.note_all()
+    assert r.returncode == 0 and (r.stdout + r.stderr).count("FOO_BAR in") == 1, r.stdout + r.stderr
     assert run_sup(env, "stop").returncode == 0
 
 

@@ -529,11 +529,13 @@ def test_a_misspelled_setting_in_dotenv_is_named_with_the_closest_setting(tmp_pa
     from monitor.preflight import check_dotenv
 
     dotenv = tmp_path / "typo.env"
-    dotenv.write_text("MODE=demo\nPOSITON_SIZE=777\nMAX_DAILY_LOS=10\nSUPERVISOR_STALE_EXECUTOR=60\nFOO_BAR=1\n")
+    dotenv.write_text("MODE=demo\nPOSITON_SIZE=777\nMAX_DAILY_LOS=10\nSUPERVISOR_STALE_EXECUTOR=60\nFOO_BAR=1\n"
+                      "max_daily_loss=20\n")
     dotenv.chmod(0o600)
     notes: list[str] = []
     check_dotenv({"DOTENV_PATH": str(dotenv)}, notes.append)
-    assert len(notes) == 3, notes
+    assert len(notes) == 4, notes
+    assert "max_daily_loss" in notes[3] and "did you mean MAX_DAILY_LOSS?" in notes[3]   # names are upper case
     assert "POSITON_SIZE" in notes[0] and "did you mean POSITION_SIZE?" in notes[0] and "ignored" in notes[0]
     assert "did you mean MAX_DAILY_LOSS?" in notes[1]
     assert "FOO_BAR" in notes[2] and "did you mean" not in notes[2]
