@@ -525,6 +525,14 @@ def main(argv: list[str] | None = None) -> ExitStatus:
     `python -m core.config --raw VAR`: the value of VAR as .env and the environment give it (the
     environment wins), unvalidated, for supervisor.sh's setup; never a secret's."""
     argv = sys.argv[1:] if argv is None else argv
+    usage = ("usage: python -m core.config [--json]   check the configuration (.env + the environment) and"
+             " print it, secrets masked\n       python -m core.config --raw VAR (not a secret)")
+    if any(a in ("-h", "--help") for a in argv):
+        print(usage)
+        return ExitStatus.OK
+    if argv[:1] != ["--raw"] and any(a != "--json" for a in argv):
+        print(f"core.config: unknown argument {next(a for a in argv if a != '--json')!r}\n{usage}", file=sys.stderr)
+        return ExitStatus.REFUSED
     if argv[:1] == ["--raw"]:
         if len(argv) != 2 or argv[1] in SECRET_VARS:
             print("usage: python -m core.config --raw VAR (not a secret)", file=sys.stderr)

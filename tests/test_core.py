@@ -95,6 +95,14 @@ def test_a_position_size_above_its_cap_asks_to_lower_the_size_not_to_raise_the_c
     assert "example of a good value: POSITION_SIZE=25" in msg
 
 
+def test_config_cli_answers_help_and_refuses_an_unknown_argument(iso_env):
+    run = [sys.executable, "-m", "core.config"]
+    r = subprocess.run([*run, "--help"], env=iso_env, cwd=REPO, capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0 and r.stdout.startswith("usage: python -m core.config") and "mode=" not in r.stdout
+    r = subprocess.run([*run, "--jsn"], env=iso_env, cwd=REPO, capture_output=True, text=True, timeout=30)
+    assert r.returncode == 2 and "unknown argument '--jsn'" in r.stderr and r.stdout == ""
+
+
 def test_paper_mode_cannot_shorten_windows(tmp_path: Path):
     with pytest.raises(ConfigError, match="WINDOW_SECONDS"):
         load_config({"MODE": "paper", "WINDOW_SECONDS": "60", "STATE_DIR": str(tmp_path)},
