@@ -24,7 +24,8 @@ from risk.report import build_report, format_table, write_equity_png
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m risk", description="Risk guards and accounting views.")
     sub = p.add_subparsers(dest="cmd", required=True)
-    sub.add_parser("resume", help="clear a halt (daily loss, losing streak, error) and print what was cleared")
+    rs = sub.add_parser("resume", help="clear a halt (daily loss, losing streak, error) and print what was cleared")
+    rs.add_argument("--by", default="python -m risk resume", help="who asked, for the journal's resume line")
     st = sub.add_parser("status", help="today's P&L, win rate, open exposure and guard state")
     st.add_argument("--json", action="store_true", help="machine-readable output")
     rp = sub.add_parser("report", help="per-day table from trades.jsonl and an equity-curve PNG")
@@ -40,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     now = time.time()
     try:
         if args.cmd == "resume":
-            cleared = RiskBook(cfg).resume(now, by="python -m risk resume")
+            cleared = RiskBook(cfg).resume(now, by=" ".join(args.by.split())[:80] or "python -m risk resume")
             if cleared is None:
                 print("risk: not halted; nothing to clear")
             else:

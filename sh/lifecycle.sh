@@ -198,7 +198,7 @@ cmd_login() {
 cmd_resume() {
   _need_venv
   if [ -f "${ROOT}/risk/__main__.py" ]; then
-    "$PY" -m risk resume
+    "$PY" -m risk resume --by "./supervisor.sh resume"
   else
     say "resume: this build has no risk module (risk/), so there is no halt to clear"
   fi

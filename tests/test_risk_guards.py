@@ -249,9 +249,11 @@ def test_resume_says_one_line_with_the_streak_at_the_halt_and_now(iso_env):
     # A halt whose streak did not move says just that (the resume process reads the streak from risk.json).
     tr.trade(-10)
     tr.trade(-10)
-    r = run_risk(iso_env, "resume")
+    r = run_risk(iso_env, "resume", "--by", "./supervisor.sh resume")   # what the supervisor passes
     assert r.returncode == 0 and r.stderr == "", r.stderr
     assert r.stdout.rstrip().endswith("losing streak of 2 reset)"), r.stdout
+    last = read_jsonl(cfg.log_dir / "risk.jsonl")[-1]
+    assert last["event"] == "resume" and last["by"] == "./supervisor.sh resume"
 
 
 def test_resume_process_concurrent_with_fills_loses_no_update(iso_env):
