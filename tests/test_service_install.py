@@ -67,11 +67,40 @@ def main_pid():
     except (OSError, ValueError, KeyError):
         return 0
 def until(cond, what):
-    deadline = time.monotonic() + 60
-    while not cond():
-        if time.monotonic() > deadline:
+    # Woken by the state directory's file events (inotify, watchdog), never by a timer: the pid file
+    # the monitor writes when it is up, and removes when it is gone.
+    import threading
+    from watchdog.events import FileSystemEventHandler
+    from watchdog.observers import Observer
+    changed = threading.Event()
+    class Changed(FileSystemEventHandler):
+        def on_any_event(self, event):
+            changed.set()
+    state.mkdir(parents=True, exist_ok=True)
+    observer = Observer()
+    observer.schedule(Changed(), str(state), recursive=True)
+    observer.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not cond():
+            if not changed.wait(max(0.0, deadline - time.monotonic())):
+                sys.exit("fake systemctl: timed out waiting for " + what)
+            changed.clear()
+    finally:
+        observer.stop()
+        observer.join(5)
+def exited(pid, what):
+    # The monitor is no child of this program: a pidfd becomes readable when it exits.
+    import select
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    try:
+        if not select.select([fd], [], [], 60)[0]:
             sys.exit("fake systemctl: timed out waiting for " + what)
-        time.sleep(0.05)   # the stand-in systemctl polls the pid file with a deadline (a separate program)
+    finally:
+        os.close(fd)
 cmd = args[0] if args else ""
 if cmd == "is-system-running":
     print("running")
@@ -91,7 +120,7 @@ elif cmd == "stop":
     pid = main_pid()
     if pid:
         os.kill(pid, signal.SIGTERM)
-        until(lambda: not main_pid(), "the monitor to exit")
+        exited(pid, "the monitor to exit")
 """
 
 # A child that beats for a while, then hangs: alive, ignoring TERM, no more beats. It writes down
