@@ -14,7 +14,6 @@ from filelock import Timeout
 
 from core.config import Config
 from core.pause import read_pause, set_pause
-from core.window_grid import iso_utc
 
 
 class ControlError(Exception):
@@ -44,7 +43,8 @@ def unpause(cfg: Config, by: str) -> str:
 
 
 def resume(cfg: Config, by: str) -> str:
-    from risk.guards import RiskBook, streak_reset_text
+    from risk.guards import RiskBook
+    from risk.texts import cleared_text
 
     try:
         cleared = RiskBook(cfg).resume(time.time(), by=by)
@@ -55,9 +55,7 @@ def resume(cfg: Config, by: str) -> str:
                            " nothing changed") from None
     if cleared is None:
         return "not halted; nothing to clear"
-    since = iso_utc(cleared["halted_at"]) if cleared.get("halted_at") else "?"
-    return (f"cleared the halt ({cleared['halt_kind']}): {cleared['halt_reason']} (halted since {since};"
-            f" {streak_reset_text(cleared)})")
+    return cleared_text(cleared, lead="cleared the halt")
 
 
 __all__ = ["ControlError", "pause", "resume", "unpause"]

@@ -16,9 +16,9 @@ from filelock import Timeout
 
 from core.config import config_or_exit
 from core.exit_codes import ExitStatus
-from core.window_grid import iso_utc
-from risk.guards import RiskBook, format_status, status_json, streak_reset_text
+from risk.guards import RiskBook
 from risk.report import build_report, format_table, write_equity_png
+from risk.texts import cleared_text, format_status, status_json
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -45,9 +45,7 @@ def main(argv: list[str] | None = None) -> int:
             if cleared is None:
                 print("risk: not halted; nothing to clear")
             else:
-                since = iso_utc(cleared["halted_at"]) if cleared.get("halted_at") else "?"
-                print(f"risk: cleared halt ({cleared['halt_kind']}): {cleared['halt_reason']}"
-                      f" (halted since {since}; {streak_reset_text(cleared)})")
+                print(f"risk: {cleared_text(cleared)}")
             return ExitStatus.OK
         if args.cmd == "status":
             s = RiskBook(cfg).status(now)
